@@ -51,8 +51,11 @@ cleanup() {
 trap cleanup EXIT
 
 log "setting up database $DB on $($PSQL -X -At -d "${PGDATABASE:-postgres}" -c 'SHOW server_version')"
-psql_admin -c "DROP DATABASE IF EXISTS $DB" >/dev/null
+psql_admin -c "SET client_min_messages = warning" -c "DROP DATABASE IF EXISTS $DB" >/dev/null
 psql_admin -c "CREATE DATABASE $DB" >/dev/null
+# The extension lives in schema clustered_pg: put it on the search_path so
+# that its operators (<, =) resolve in every session, pgbench included.
+psql_admin -c "ALTER DATABASE $DB SET search_path = public, clustered_pg" >/dev/null
 CREATED_DB=1
 psql_db <<'SQL'
 CREATE EXTENSION clustered_pg;
@@ -144,10 +147,10 @@ else
 fi
 check "index scan returns as many rows as a seq scan (ORDER BY loc)" \
     "$IDX_ONLY SELECT (SELECT count(*) FROM (SELECT loc FROM smoke ORDER BY loc) s) = $EXPECTED"
-check "index range scan (loc < locator_pack($HALF, 0)) = seq scan count" \
+check "index range scan (loc < locator_pack($HALF, 500000000)) = seq scan count" \
     "CREATE TEMP TABLE c AS SELECT 0::bigint AS idx, 0::bigint AS seq;
-     $IDX_ONLY UPDATE c SET idx = (SELECT count(*) FROM smoke WHERE loc < $L.locator_pack($HALF, 0));
-     RESET ALL; $SEQ_COUNT_ALL UPDATE c SET seq = (SELECT count(*) FROM smoke WHERE loc < $L.locator_pack($HALF, 0));
+     $IDX_ONLY UPDATE c SET idx = (SELECT count(*) FROM smoke WHERE loc < $L.locator_pack($HALF, 500000000));
+     RESET ALL; $SEQ_COUNT_ALL UPDATE c SET seq = (SELECT count(*) FROM smoke WHERE loc < $L.locator_pack($HALF, 500000000));
      SELECT idx = seq AND idx > 0 FROM c"
 check "index equality lookup finds every row (loc = ...)" \
     "$IDX_ONLY SELECT count(*) = 0 FROM smoke s
