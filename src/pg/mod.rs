@@ -1,0 +1,6 @@
+//! The only place that touches PostgreSQL: bindings, the error boundary,
+//! datum conversion and small safe wrappers over server APIs.
+
+pub mod datum;
+pub mod error;
+pub mod sys;
