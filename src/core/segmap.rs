@@ -1,0 +1,1290 @@
+//! The segment map as a pure in-memory model: lookups, insert recording,
+//! segment and page splits, bulk build, VACUUM tightening and verification.
+//!
+//! `am/` decodes a page with [`crate::core::layout`], calls one of these
+//! functions under the right buffer lock, and encodes the page back. Every
+//! operation here preserves THE INVARIANT: every heap tuple with key k lives
+//! in a block that the segment owning k lists with a zone containing k.
+//! Zones only ever get wider, except in [`tighten`], whose caller must
+//! supply every key physically present in the block.
+
+use std::collections::HashMap;
+use std::fmt;
+
+use super::layout::{
+    DirEntry, Listing, Meta, SegHeader, SegPage, SegPageHeader, Segment, CONTENT_SIZE,
+};
+
+/// Index of the directory entry (segment page) responsible for `key`.
+/// `dir` must be sorted by `lo` with `dir[0].lo == i64::MIN`.
+pub fn find_page(dir: &[DirEntry], key: i64) -> usize {
+    dir.partition_point(|d| d.lo <= key).saturating_sub(1)
+}
+
+/// Outcome of [`SegPage::record`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Recorded {
+    /// The zone already covered the key; only counters changed.
+    Unchanged,
+    /// An existing listing's zone grew to cover the key.
+    Widened,
+    /// The block was not listed for this segment and now is.
+    AddedListing,
+    /// No room for one more listing: nothing changed. Split the page
+    /// (see [`SegMap::split_page`] for the recipe), then retry.
+    NeedsSpace,
+}
+
+/// Why a segment split was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SplitError {
+    NoSuchSegment,
+    /// `at_key` must satisfy `lo < at_key < hi` of the segment.
+    KeyOutOfRange,
+}
+
+impl fmt::Display for SplitError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SplitError::NoSuchSegment => write!(f, "no such segment"),
+            SplitError::KeyOutOfRange => write!(f, "split key outside the segment's key range"),
+        }
+    }
+}
+
+impl std::error::Error for SplitError {}
+
+/// A tuple the map does not account for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Violation {
+    pub key: i64,
+    pub blkno: u32,
+    pub segment_id: i64,
+    pub kind: ViolationKind,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ViolationKind {
+    /// The owning segment has no listing for the block.
+    NotListed,
+    /// The block is listed but its zone misses the key.
+    OutsideZone { zmin: i64, zmax: i64 },
+}
+
+impl fmt::Display for Violation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.kind {
+            ViolationKind::NotListed => write!(
+                f,
+                "key {} in block {} but segment {} does not list that block",
+                self.key, self.blkno, self.segment_id
+            ),
+            ViolationKind::OutsideZone { zmin, zmax } => write!(
+                f,
+                "key {} in block {} outside the zone [{}, {}] segment {} lists",
+                self.key, self.blkno, zmin, zmax, self.segment_id
+            ),
+        }
+    }
+}
+
+impl std::error::Error for Violation {}
+
+impl SegPage {
+    /// The page of an empty index: one segment owning every key.
+    pub fn new_root(id: i64, now: i64) -> SegPage {
+        SegPage {
+            segs: vec![Segment::new(i64::MIN, id, now)],
+        }
+    }
+
+    /// Index of the segment owning `key` (the last one with `lo <= key`).
+    /// Keys below the first segment go to it: the directory only routes keys
+    /// `>= segs[0].lo` here.
+    pub fn find_segment(&self, key: i64) -> usize {
+        self.segs.partition_point(|s| s.lo <= key).saturating_sub(1)
+    }
+
+    /// Exclusive upper key bound of segment `idx`, if this page knows it
+    /// (the last segment's bound is the next page's `lo`: pass it as
+    /// `page_hi`, `None` for the last page).
+    pub fn segment_hi(&self, idx: usize, page_hi: Option<i64>) -> Option<i64> {
+        match self.segs.get(idx + 1) {
+            Some(n) => Some(n.lo),
+            None => page_hi,
+        }
+    }
+
+    /// Listings, in segment order, of the segments meeting `[lo, hi]` whose
+    /// zone meets `[lo, hi]`. Blocks may repeat across segments.
+    pub fn candidate_listings(
+        &self,
+        lo: i64,
+        hi: i64,
+    ) -> impl Iterator<Item = (usize, &Listing)> + '_ {
+        let first = self.find_segment(lo);
+        let end = if lo > hi {
+            first
+        } else {
+            self.segs.partition_point(|s| s.lo <= hi)
+        };
+        self.segs[first..end.max(first)]
+            .iter()
+            .enumerate()
+            .flat_map(move |(i, s)| {
+                s.listings
+                    .iter()
+                    // Sorted by zmin: nothing after the first zmin > hi.
+                    .take_while(move |l| l.zmin <= hi)
+                    .filter(move |l| l.zmax() >= lo)
+                    .map(move |l| (first + i, l))
+            })
+    }
+
+    /// Heap blocks that may hold keys in `[lo, hi]`, ascending, deduplicated
+    /// within this page (the caller merges across pages).
+    pub fn candidates(&self, lo: i64, hi: i64) -> std::vec::IntoIter<u32> {
+        let mut v: Vec<u32> = self
+            .candidate_listings(lo, hi)
+            .map(|(_, l)| l.blkno)
+            .collect();
+        v.sort_unstable();
+        v.dedup();
+        v.into_iter()
+    }
+
+    /// Notes that a tuple with `key` is about to be placed in `blkno`.
+    /// Must happen before the tuple can be seen.
+    pub fn record(&mut self, key: i64, blkno: u32, now: i64) -> Recorded {
+        if self.segs.is_empty() {
+            // Only a corrupt or uninitialised page has no segment; refusing
+            // to write is safer than inventing a key range.
+            return Recorded::NeedsSpace;
+        }
+        let room = self.encoded_len() + Listing::SIZE <= CONTENT_SIZE;
+        let si = self.find_segment(key);
+        let seg = &mut self.segs[si];
+        let outcome = match seg.listings.iter().position(|l| l.blkno == blkno) {
+            Some(pos) => {
+                let l = seg.listings[pos];
+                if l.contains(key) {
+                    Recorded::Unchanged
+                } else {
+                    let wider = Listing::from_bounds(l.zmin.min(key), l.zmax().max(key), blkno);
+                    seg.listings.remove(pos);
+                    insert_sorted(&mut seg.listings, wider);
+                    Recorded::Widened
+                }
+            }
+            None if !room => return Recorded::NeedsSpace,
+            None => {
+                insert_sorted(&mut seg.listings, Listing::from_bounds(key, key, blkno));
+                Recorded::AddedListing
+            }
+        };
+        seg.row_count = seg.row_count.saturating_add(1);
+        seg.updated_at = now;
+        outcome
+    }
+
+    /// Splits segment `seg_idx` = `[lo, hi)` into `[lo, at_key)` (keeps its
+    /// id) and `[at_key, hi)` (gets `new_id`). Each listing goes to the
+    /// side(s) its zone meets, clipped to that side, so a straddling block is
+    /// listed on both sides. The page may no longer fit afterwards: check
+    /// [`SegPage::fits`] and [`SegPage::split_half`].
+    ///
+    /// For the last segment of the page `hi` is the next page's `lo`, which
+    /// this page does not know: the caller must ensure `at_key` is below it.
+    ///
+    /// Row counts are estimated: each listing is assumed to hold an equal
+    /// share of the rows, spread uniformly over its zone, so the lower side
+    /// gets `row_count * mean(fraction of each zone below at_key)`. VACUUM
+    /// and rebuilds restore exact counts.
+    pub fn split_segment(
+        &mut self,
+        seg_idx: usize,
+        at_key: i64,
+        new_id: i64,
+        now: i64,
+    ) -> Result<(), SplitError> {
+        let next_lo = self.segs.get(seg_idx + 1).map(|s| s.lo);
+        let seg = self
+            .segs
+            .get_mut(seg_idx)
+            .ok_or(SplitError::NoSuchSegment)?;
+        if at_key <= seg.lo || next_lo.is_some_and(|n| at_key >= n) {
+            return Err(SplitError::KeyOutOfRange);
+        }
+        let upper_hi = next_lo.map_or(i64::MAX, |n| n - 1);
+
+        let frac_lower = if seg.listings.is_empty() {
+            0.5
+        } else {
+            seg.listings
+                .iter()
+                .map(|l| fraction_below(l, at_key))
+                .sum::<f64>()
+                / seg.listings.len() as f64
+        };
+        let lower_rows = ((seg.row_count as f64) * frac_lower).round() as i64;
+        let lower_rows = lower_rows.clamp(0, seg.row_count.max(0));
+
+        let mut lower: Vec<Listing> = Vec::with_capacity(seg.listings.len());
+        let mut upper: Vec<Listing> = Vec::new();
+        for l in &seg.listings {
+            if let Some(c) = l.clip(seg.lo, at_key - 1) {
+                lower.push(c);
+            }
+            if let Some(c) = l.clip(at_key, upper_hi) {
+                upper.push(c);
+            }
+        }
+        lower.sort_unstable_by_key(|l| (l.zmin, l.blkno));
+        upper.sort_unstable_by_key(|l| (l.zmin, l.blkno));
+
+        let generation = seg.split_generation.saturating_add(1);
+        let up = Segment {
+            lo: at_key,
+            id: new_id,
+            row_count: seg.row_count - lower_rows,
+            split_generation: generation,
+            last_split_at: now,
+            updated_at: now,
+            listings: upper,
+        };
+        seg.listings = lower;
+        seg.row_count = lower_rows;
+        seg.split_generation = generation;
+        seg.last_split_at = now;
+        seg.updated_at = now;
+        self.segs.insert(seg_idx + 1, up);
+        Ok(())
+    }
+
+    /// Splits the page in two halves of about equal encoded size, returning
+    /// `(lower, upper, upper's lo)`. `None` if the page has fewer than two
+    /// segments: split the segment by key first ([`pick_split_key`]).
+    pub fn split_half(&self) -> Option<(SegPage, SegPage, i64)> {
+        if self.segs.len() < 2 {
+            return None;
+        }
+        let total: usize = self.segs.iter().map(Segment::encoded_len).sum();
+        let mut best = (usize::MAX, 1);
+        let mut prefix = 0usize;
+        for (m, s) in self.segs.iter().enumerate().take(self.segs.len() - 1) {
+            prefix += s.encoded_len();
+            let imbalance = (2 * prefix).abs_diff(total);
+            if imbalance < best.0 {
+                best = (imbalance, m + 1);
+            }
+        }
+        let m = best.1;
+        let lower = SegPage {
+            segs: self.segs[..m].to_vec(),
+        };
+        let upper = SegPage {
+            segs: self.segs[m..].to_vec(),
+        };
+        let new_lo = upper.segs[0].lo;
+        Some((lower, upper, new_lo))
+    }
+
+    /// Checks one heap tuple against the invariant.
+    pub fn check(&self, key: i64, blkno: u32) -> Result<(), Violation> {
+        let Some(seg) = self.segs.get(self.find_segment(key)) else {
+            return Err(Violation {
+                key,
+                blkno,
+                segment_id: 0,
+                kind: ViolationKind::NotListed,
+            });
+        };
+        let v = |kind| Violation {
+            key,
+            blkno,
+            segment_id: seg.id,
+            kind,
+        };
+        match seg.listings.iter().find(|l| l.blkno == blkno) {
+            None => Err(v(ViolationKind::NotListed)),
+            Some(l) if !l.contains(key) => Err(v(ViolationKind::OutsideZone {
+                zmin: l.zmin,
+                zmax: l.zmax(),
+            })),
+            Some(_) => Ok(()),
+        }
+    }
+
+    /// VACUUM tightening of every listing of `blkno` on this page.
+    /// `keys_in_block` must hold the key of EVERY tuple physically present in
+    /// the block (live, dead-but-not-removed, in-progress), and no insert may
+    /// place a tuple in the block between reading those keys and applying
+    /// this (hold the heap buffer lock across both), otherwise a tuple could
+    /// fall outside its zone. `page_hi` is the next page's `lo`.
+    pub fn tighten_block(
+        &mut self,
+        blkno: u32,
+        keys_in_block: &[i64],
+        page_hi: Option<i64>,
+    ) -> TightenStats {
+        let mut stats = TightenStats::default();
+        for i in 0..self.segs.len() {
+            let lo = self.segs[i].lo;
+            let hi = self.segment_hi(i, page_hi);
+            let seg = &mut self.segs[i];
+            let Some(pos) = seg.listings.iter().position(|l| l.blkno == blkno) else {
+                continue;
+            };
+            let old = seg.listings[pos];
+            let mine = keys_in_block
+                .iter()
+                .copied()
+                .filter(|&k| k >= lo && hi.is_none_or(|h| k < h));
+            match tighten(&old, mine) {
+                None => {
+                    seg.listings.remove(pos);
+                    stats.removed += 1;
+                }
+                Some(new) if new != old => {
+                    seg.listings.remove(pos);
+                    insert_sorted(&mut seg.listings, new);
+                    stats.changed += 1;
+                }
+                Some(_) => {}
+            }
+        }
+        stats
+    }
+}
+
+/// What [`SegPage::tighten_block`] did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TightenStats {
+    pub changed: usize,
+    pub removed: usize,
+}
+
+/// Exact `[min, max]` of a block's keys, `None` if it holds none.
+pub fn exact_zone(keys: impl IntoIterator<Item = i64>) -> Option<(i64, i64)> {
+    keys.into_iter().fold(None, |acc, k| match acc {
+        None => Some((k, k)),
+        Some((a, b)) => Some((a.min(k), b.max(k))),
+    })
+}
+
+/// The listing recomputed from the keys the block really holds within the
+/// segment's range; `None` means the listing can go. The result is exact,
+/// so it may also be wider than `listing` if the map was already wrong:
+/// repairing beats preserving a violation.
+pub fn tighten(listing: &Listing, keys: impl IntoIterator<Item = i64>) -> Option<Listing> {
+    exact_zone(keys).map(|(a, b)| Listing::from_bounds(a, b, listing.blkno))
+}
+
+/// A split key for a segment too big for a page, chosen so the two halves'
+/// listing counts (straddling listings counted on both sides) are as equal
+/// as possible. `hi` is the segment's exclusive upper bound if known.
+/// `None` when no key makes both halves smaller — one key value spread over
+/// more blocks than a page can list.
+pub fn pick_split_key(seg: &Segment, hi: Option<i64>) -> Option<i64> {
+    let n = seg.listings.len();
+    if n < 2 {
+        return None;
+    }
+    let mut zmins: Vec<i64> = seg.listings.iter().map(|l| l.zmin).collect();
+    let mut zmaxs: Vec<i64> = seg.listings.iter().map(Listing::zmax).collect();
+    zmins.sort_unstable();
+    zmaxs.sort_unstable();
+    let candidates = zmins
+        .iter()
+        .copied()
+        .chain(zmaxs.iter().filter_map(|&z| z.checked_add(1)));
+    let mut best: Option<(usize, i64)> = None;
+    for k in candidates {
+        if k <= seg.lo || hi.is_some_and(|h| k >= h) {
+            continue;
+        }
+        let lower = zmins.partition_point(|&z| z < k);
+        let upper = n - zmaxs.partition_point(|&z| z < k);
+        let worst = lower.max(upper);
+        if worst < n && best.is_none_or(|(w, bk)| worst < w || (worst == w && k < bk)) {
+            best = Some((worst, k));
+        }
+    }
+    best.map(|(_, k)| k)
+}
+
+/// Fraction of the zone's keys below `at`, for the uniform row estimate.
+fn fraction_below(l: &Listing, at: i64) -> f64 {
+    let zmax = l.zmax();
+    if zmax < at {
+        1.0
+    } else if l.zmin >= at {
+        0.0
+    } else {
+        let width = zmax as i128 - l.zmin as i128 + 1;
+        (at as i128 - l.zmin as i128) as f64 / width as f64
+    }
+}
+
+fn insert_sorted(listings: &mut Vec<Listing>, l: Listing) {
+    let pos = listings.partition_point(|x| (x.zmin, x.blkno) < (l.zmin, l.blkno));
+    listings.insert(pos, l);
+}
+
+// ---------------------------------------------------------------------------
+// Bulk build.
+
+/// Knobs of [`build_pages_with`].
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct BuildParams {
+    /// Maximum rows per segment (a run of equal keys is never cut, so a
+    /// longer run makes one bigger segment).
+    pub split_threshold: i32,
+    /// Fraction of [`CONTENT_SIZE`] filled, leaving room for later listings.
+    pub page_fill: f64,
+    pub first_segment_id: i64,
+    /// Block number given to the first segment page in the directory.
+    pub first_blkno: u32,
+    pub now: i64,
+}
+
+impl Default for BuildParams {
+    fn default() -> Self {
+        BuildParams {
+            split_threshold: 1024,
+            page_fill: 0.9,
+            first_segment_id: 1,
+            first_blkno: 1,
+            now: 0,
+        }
+    }
+}
+
+/// Why a bulk build failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BuildError {
+    /// Input not sorted by key.
+    Unsorted { prev: i64, key: i64 },
+    /// One key value lives in more blocks than one segment page can list.
+    KeyRunTooLong { key: i64, blocks: usize },
+}
+
+impl fmt::Display for BuildError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            BuildError::Unsorted { prev, key } => {
+                write!(f, "build input not sorted: key {key} after {prev}")
+            }
+            BuildError::KeyRunTooLong { key, blocks } => write!(
+                f,
+                "key {key} occurs in {blocks} heap blocks, more than one index page can list"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for BuildError {}
+
+/// [`build_pages_with`] with default ids (segments from 1, pages from
+/// block 1, timestamps 0).
+pub fn build_pages(
+    sorted: impl IntoIterator<Item = (i64, u32)>,
+    split_threshold: i32,
+    page_fill: f64,
+) -> Result<(Vec<SegPage>, Vec<DirEntry>), BuildError> {
+    build_pages_with(
+        sorted,
+        &BuildParams {
+            split_threshold,
+            page_fill,
+            ..BuildParams::default()
+        },
+    )
+}
+
+/// Builds the segment pages and directory from `(key, heap block)` pairs in
+/// key order, in one pass. Consecutive keys form segments of at most
+/// `split_threshold` rows (never cutting a run of equal keys), each with an
+/// exact zone per block; pages are filled to `page_fill`.
+pub fn build_pages_with(
+    sorted: impl IntoIterator<Item = (i64, u32)>,
+    p: &BuildParams,
+) -> Result<(Vec<SegPage>, Vec<DirEntry>), BuildError> {
+    let min_page = SegPageHeader::SIZE + SegHeader::SIZE + Listing::SIZE;
+    let fill_limit = ((p.page_fill.clamp(0.0, 1.0) * CONTENT_SIZE as f64) as usize)
+        .clamp(min_page, CONTENT_SIZE);
+    let mut b = Builder {
+        threshold: i64::from(p.split_threshold.max(1)),
+        fill_limit,
+        max_seg_listings: (fill_limit - SegPageHeader::SIZE - SegHeader::SIZE) / Listing::SIZE,
+        now: p.now,
+        next_id: p.first_segment_id,
+        seg_lo: i64::MIN,
+        seg_rows: 0,
+        zones: Vec::new(),
+        index: HashMap::new(),
+        last: None,
+        page: SegPage::default(),
+        page_bytes: SegPageHeader::SIZE,
+        pages: Vec::new(),
+        any_segment: false,
+    };
+
+    let mut run_key: Option<i64> = None;
+    let mut run_rows = 0i64;
+    let mut run_blocks: Vec<u32> = Vec::new();
+    for (key, blk) in sorted {
+        match run_key {
+            Some(rk) if rk == key => {
+                run_rows += 1;
+                if run_blocks.last() != Some(&blk) {
+                    run_blocks.push(blk);
+                }
+                continue;
+            }
+            Some(rk) if key < rk => return Err(BuildError::Unsorted { prev: rk, key }),
+            Some(rk) => b.add_run(rk, run_rows, &mut run_blocks)?,
+            None => {}
+        }
+        run_key = Some(key);
+        run_rows = 1;
+        run_blocks.clear();
+        run_blocks.push(blk);
+    }
+    if let Some(rk) = run_key {
+        b.add_run(rk, run_rows, &mut run_blocks)?;
+    }
+    Ok(b.finish(p.first_blkno))
+}
+
+struct Builder {
+    threshold: i64,
+    fill_limit: usize,
+    max_seg_listings: usize,
+    now: i64,
+    next_id: i64,
+    // Segment being built.
+    seg_lo: i64,
+    seg_rows: i64,
+    /// (zmin, zmax, blkno) in order of first appearance, i.e. by zmin.
+    zones: Vec<(i64, i64, u32)>,
+    index: HashMap<u32, usize>,
+    /// Fast path: blocks mostly repeat from one key to the next.
+    last: Option<(u32, usize)>,
+    // Page being built.
+    page: SegPage,
+    page_bytes: usize,
+    pages: Vec<SegPage>,
+    any_segment: bool,
+}
+
+impl Builder {
+    fn add_run(&mut self, key: i64, rows: i64, blocks: &mut Vec<u32>) -> Result<(), BuildError> {
+        if blocks.len() > 1 {
+            blocks.sort_unstable();
+            blocks.dedup();
+        }
+        if blocks.len() > self.max_seg_listings {
+            return Err(BuildError::KeyRunTooLong {
+                key,
+                blocks: blocks.len(),
+            });
+        }
+        if self.seg_rows > 0 {
+            let new_blocks = blocks
+                .iter()
+                .filter(|b| self.last.map(|(lb, _)| lb) != Some(**b) && !self.index.contains_key(b))
+                .count();
+            if self.seg_rows + rows > self.threshold
+                || self.zones.len() + new_blocks > self.max_seg_listings
+            {
+                self.close_segment();
+            }
+        }
+        if self.seg_rows == 0 {
+            // The very first segment owns everything below the first key.
+            self.seg_lo =
+                if self.any_segment || !self.pages.is_empty() || !self.page.segs.is_empty() {
+                    key
+                } else {
+                    i64::MIN
+                };
+        }
+        for &blk in blocks.iter() {
+            let idx = match self.last {
+                Some((lb, li)) if lb == blk => Some(li),
+                _ => self.index.get(&blk).copied(),
+            };
+            let idx = match idx {
+                Some(i) => {
+                    self.zones[i].1 = key;
+                    i
+                }
+                None => {
+                    self.index.insert(blk, self.zones.len());
+                    self.zones.push((key, key, blk));
+                    self.zones.len() - 1
+                }
+            };
+            self.last = Some((blk, idx));
+        }
+        self.seg_rows += rows;
+        Ok(())
+    }
+
+    fn close_segment(&mut self) {
+        let mut listings: Vec<Listing> = self
+            .zones
+            .iter()
+            .map(|&(a, b, blk)| Listing::from_bounds(a, b, blk))
+            .collect();
+        listings.sort_unstable_by_key(|l| (l.zmin, l.blkno));
+        let seg = Segment {
+            lo: self.seg_lo,
+            id: self.next_id,
+            row_count: self.seg_rows,
+            split_generation: 0,
+            last_split_at: 0,
+            updated_at: self.now,
+            listings,
+        };
+        self.next_id += 1;
+        self.zones.clear();
+        self.index.clear();
+        self.last = None;
+        self.seg_rows = 0;
+        self.any_segment = true;
+        let len = seg.encoded_len();
+        if !self.page.segs.is_empty() && self.page_bytes + len > self.fill_limit {
+            self.pages.push(std::mem::take(&mut self.page));
+            self.page_bytes = SegPageHeader::SIZE;
+        }
+        self.page_bytes += len;
+        self.page.segs.push(seg);
+    }
+
+    fn finish(mut self, first_blkno: u32) -> (Vec<SegPage>, Vec<DirEntry>) {
+        if self.seg_rows > 0 || !self.any_segment {
+            self.close_segment();
+        }
+        self.pages.push(std::mem::take(&mut self.page));
+        let dir = self
+            .pages
+            .iter()
+            .enumerate()
+            .map(|(i, p)| DirEntry {
+                lo: if i == 0 { i64::MIN } else { p.segs[0].lo },
+                blkno: first_blkno + i as u32,
+                nsegs: p.segs.len() as u32,
+            })
+            .collect();
+        (self.pages, dir)
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Whole map.
+
+/// Why a map-level operation failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MapError {
+    /// A single key value spans more blocks than a page can list.
+    Unsplittable {
+        key: i64,
+    },
+    /// The metapage directory has no room for another segment page.
+    DirectoryFull,
+    Split(SplitError),
+}
+
+impl fmt::Display for MapError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            MapError::Unsplittable { key } => write!(
+                f,
+                "segment page holding key {key} is full and cannot be split"
+            ),
+            MapError::DirectoryFull => write!(f, "segment directory is full"),
+            MapError::Split(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+impl std::error::Error for MapError {}
+
+/// The whole map in memory: directory and its pages (`pages[i]` is the page
+/// of `dir[i]`). Used by tests, `verify()`-style checks and as the reference
+/// recipe for what `am/` does page by page.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SegMap {
+    pub dir: Vec<DirEntry>,
+    pub pages: Vec<SegPage>,
+}
+
+impl SegMap {
+    /// Map of an empty index: one page at block 1 with one segment.
+    pub fn new(first_id: i64, now: i64) -> SegMap {
+        SegMap {
+            dir: vec![DirEntry {
+                lo: i64::MIN,
+                blkno: 1,
+                nsegs: 1,
+            }],
+            pages: vec![SegPage::new_root(first_id, now)],
+        }
+    }
+
+    pub fn from_build((pages, dir): (Vec<SegPage>, Vec<DirEntry>)) -> SegMap {
+        SegMap { dir, pages }
+    }
+
+    pub fn nsegments(&self) -> usize {
+        self.pages.iter().map(|p| p.segs.len()).sum()
+    }
+
+    /// Exclusive upper key bound of page `i`.
+    pub fn page_hi(&self, i: usize) -> Option<i64> {
+        self.dir.get(i + 1).map(|d| d.lo)
+    }
+
+    pub fn candidates(&self, lo: i64, hi: i64) -> Vec<u32> {
+        if lo > hi {
+            return Vec::new();
+        }
+        let first = find_page(&self.dir, lo);
+        let last = find_page(&self.dir, hi);
+        let mut v: Vec<u32> = (first..=last)
+            .flat_map(|i| self.pages[i].candidates(lo, hi))
+            .collect();
+        v.sort_unstable();
+        v.dedup();
+        v
+    }
+
+    pub fn check_tuple(&self, key: i64, blkno: u32) -> Result<(), Violation> {
+        check_tuple(&self.dir, &self.pages, key, blkno)
+    }
+
+    /// [`SegPage::record`], splitting pages as needed. `next_id` supplies
+    /// (and advances) segment ids for segments split by key.
+    pub fn record(
+        &mut self,
+        key: i64,
+        blkno: u32,
+        now: i64,
+        next_id: &mut i64,
+    ) -> Result<Recorded, MapError> {
+        loop {
+            let i = find_page(&self.dir, key);
+            match self.pages[i].record(key, blkno, now) {
+                Recorded::NeedsSpace => self.split_page(i, next_id, now, key)?,
+                r => return Ok(r),
+            }
+        }
+    }
+
+    /// Splits segment `seg_idx` of page `page_idx` at `at_key`, then splits
+    /// pages until everything fits again.
+    pub fn split_segment(
+        &mut self,
+        page_idx: usize,
+        seg_idx: usize,
+        at_key: i64,
+        new_id: i64,
+        now: i64,
+        next_id: &mut i64,
+    ) -> Result<(), MapError> {
+        if self
+            .page_hi(page_idx)
+            .is_some_and(|h| seg_idx + 1 == self.pages[page_idx].segs.len() && at_key >= h)
+        {
+            return Err(MapError::Split(SplitError::KeyOutOfRange));
+        }
+        self.pages[page_idx]
+            .split_segment(seg_idx, at_key, new_id, now)
+            .map_err(MapError::Split)?;
+        self.dir[page_idx].nsegs += 1;
+        let mut i = page_idx;
+        let mut end = page_idx + 1;
+        while i < end {
+            if self.pages[i].fits() {
+                i += 1;
+            } else {
+                self.split_page(i, next_id, now, at_key)?;
+                end += 1;
+            }
+        }
+        Ok(())
+    }
+
+    /// The recipe for `NeedsSpace`: a page with several segments splits in
+    /// two by bytes; a page with one segment first splits that segment at
+    /// [`pick_split_key`]. The new page gets the next free block number.
+    pub fn split_page(
+        &mut self,
+        i: usize,
+        next_id: &mut i64,
+        now: i64,
+        key_for_error: i64,
+    ) -> Result<(), MapError> {
+        if self.dir.len() >= Meta::DIR_CAPACITY {
+            return Err(MapError::DirectoryFull);
+        }
+        if self.pages[i].segs.len() < 2 {
+            let hi = self.page_hi(i);
+            let k = pick_split_key(&self.pages[i].segs[0], hi)
+                .ok_or(MapError::Unsplittable { key: key_for_error })?;
+            self.pages[i]
+                .split_segment(0, k, *next_id, now)
+                .map_err(MapError::Split)?;
+            *next_id += 1;
+        }
+        let (lower, upper, new_lo) = self.pages[i]
+            .split_half()
+            .expect("page has at least two segments");
+        let new_blkno = self.dir.iter().map(|d| d.blkno).max().unwrap_or(0) + 1;
+        self.dir[i].nsegs = lower.segs.len() as u32;
+        self.dir.insert(
+            i + 1,
+            DirEntry {
+                lo: new_lo,
+                blkno: new_blkno,
+                nsegs: upper.segs.len() as u32,
+            },
+        );
+        self.pages[i] = lower;
+        self.pages.insert(i + 1, upper);
+        Ok(())
+    }
+}
+
+/// Checks one heap tuple against the invariant, given the directory and the
+/// decoded pages (`pages[i]` belongs to `dir[i]`).
+pub fn check_tuple(
+    dir: &[DirEntry],
+    pages: &[SegPage],
+    key: i64,
+    blkno: u32,
+) -> Result<(), Violation> {
+    match pages.get(find_page(dir, key)) {
+        Some(p) => p.check(key, blkno),
+        None => Err(Violation {
+            key,
+            blkno,
+            segment_id: 0,
+            kind: ViolationKind::NotListed,
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Tiny deterministic PRNG so the property tests need no extra crate.
+    struct XorShift(u64);
+    impl XorShift {
+        fn next(&mut self) -> u64 {
+            let mut x = self.0;
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            self.0 = x;
+            x
+        }
+        fn below(&mut self, n: u64) -> u64 {
+            self.next() % n
+        }
+        fn range(&mut self, lo: i64, hi: i64) -> i64 {
+            lo + (self.next() % ((hi - lo) as u64 + 1)) as i64
+        }
+    }
+
+    fn round_trip(p: &SegPage) {
+        let mut buf = vec![0u8; CONTENT_SIZE];
+        let used = p.encode_into(&mut buf).expect("page fits");
+        assert_eq!(used, p.encoded_len());
+        assert_eq!(&SegPage::decode(&buf).unwrap(), p);
+    }
+
+    #[test]
+    fn find_page_binary_search() {
+        let dir = [
+            DirEntry {
+                lo: i64::MIN,
+                blkno: 1,
+                nsegs: 1,
+            },
+            DirEntry {
+                lo: 100,
+                blkno: 2,
+                nsegs: 1,
+            },
+            DirEntry {
+                lo: 200,
+                blkno: 3,
+                nsegs: 1,
+            },
+        ];
+        assert_eq!(find_page(&dir, i64::MIN), 0);
+        assert_eq!(find_page(&dir, 99), 0);
+        assert_eq!(find_page(&dir, 100), 1);
+        assert_eq!(find_page(&dir, 199), 1);
+        assert_eq!(find_page(&dir, i64::MAX), 2);
+    }
+
+    #[test]
+    fn record_widen_add_unchanged() {
+        let mut p = SegPage::new_root(1, 0);
+        assert_eq!(p.record(10, 5, 1), Recorded::AddedListing);
+        assert_eq!(p.record(10, 5, 2), Recorded::Unchanged);
+        assert_eq!(p.record(20, 5, 3), Recorded::Widened);
+        assert_eq!(p.record(15, 5, 4), Recorded::Unchanged);
+        assert_eq!(p.record(5, 5, 5), Recorded::Widened);
+        assert_eq!(p.record(7, 6, 6), Recorded::AddedListing);
+        let s = &p.segs[0];
+        assert_eq!(s.row_count, 6);
+        assert_eq!(s.updated_at, 6);
+        assert_eq!(
+            s.listings,
+            vec![
+                Listing::from_bounds(5, 20, 5),
+                Listing::from_bounds(7, 7, 6)
+            ]
+        );
+        assert_eq!(p.candidates(6, 6).collect::<Vec<_>>(), vec![5]);
+        assert_eq!(p.candidates(7, 7).collect::<Vec<_>>(), vec![5, 6]);
+        assert_eq!(p.candidates(21, 100).count(), 0);
+        assert!(p.check(20, 5).is_ok());
+        assert_eq!(
+            p.check(21, 5).unwrap_err().kind,
+            ViolationKind::OutsideZone { zmin: 5, zmax: 20 }
+        );
+        assert_eq!(p.check(7, 9).unwrap_err().kind, ViolationKind::NotListed);
+        p.validate().unwrap();
+        round_trip(&p);
+    }
+
+    #[test]
+    fn record_needs_space_changes_nothing() {
+        let mut p = SegPage::new_root(1, 0);
+        let mut blk = 0u32;
+        while p.record(blk as i64, blk, 1) != Recorded::NeedsSpace {
+            blk += 1;
+        }
+        assert_eq!(blk as usize, SegPage::MAX_LISTINGS_ONE_SEGMENT);
+        let before = p.clone();
+        assert_eq!(p.record(-1, 100_000, 2), Recorded::NeedsSpace);
+        assert_eq!(p, before);
+        // Keys in listed blocks still work on a full page.
+        assert_eq!(p.record(3, 3, 3), Recorded::Unchanged);
+        assert_eq!(p.record(4, 3, 3), Recorded::Widened);
+        assert_eq!(p.encoded_len(), CONTENT_SIZE);
+        round_trip(&p);
+    }
+
+    #[test]
+    fn split_segment_clips_and_estimates() {
+        let mut p = SegPage::new_root(1, 0);
+        for (k, b) in [(0, 1), (9, 1), (10, 2), (19, 2), (5, 3), (15, 3)] {
+            p.record(k, b, 1);
+        }
+        p.split_segment(0, 10, 2, 99).unwrap();
+        assert_eq!(p.segs.len(), 2);
+        let (a, b) = (&p.segs[0], &p.segs[1]);
+        assert_eq!(
+            a.listings,
+            vec![Listing::from_bounds(0, 9, 1), Listing::from_bounds(5, 9, 3)]
+        );
+        assert_eq!(
+            b.listings,
+            vec![
+                Listing::from_bounds(10, 19, 2),
+                Listing::from_bounds(10, 15, 3)
+            ]
+        );
+        assert_eq!((a.lo, a.id, b.lo, b.id), (i64::MIN, 1, 10, 2));
+        assert_eq!(a.row_count + b.row_count, 6);
+        assert_eq!(a.row_count, 3, "(1 + 0 + 0.5) / 3 * 6");
+        assert_eq!((a.split_generation, b.split_generation), (1, 1));
+        assert_eq!((a.last_split_at, b.last_split_at), (99, 99));
+        for (k, blk) in [(0, 1), (9, 1), (10, 2), (19, 2), (5, 3), (15, 3)] {
+            p.check(k, blk).unwrap();
+        }
+        assert_eq!(
+            p.split_segment(0, i64::MIN, 3, 1),
+            Err(SplitError::KeyOutOfRange)
+        );
+        assert_eq!(p.split_segment(0, 10, 3, 1), Err(SplitError::KeyOutOfRange));
+        assert_eq!(p.split_segment(5, 10, 3, 1), Err(SplitError::NoSuchSegment));
+        // A saturated zone becomes exact once clipped by a later segment.
+        let mut q = SegPage::new_root(1, 0);
+        q.record(0, 1, 0);
+        q.record(i64::MAX, 1, 0);
+        assert_eq!(q.segs[0].listings[0].zmax(), i64::MAX);
+        q.split_segment(0, 100, 2, 0).unwrap();
+        q.split_segment(1, 200, 3, 0).unwrap();
+        assert_eq!(q.segs[1].listings, vec![Listing::from_bounds(100, 199, 1)]);
+        q.validate().unwrap();
+    }
+
+    #[test]
+    fn split_half_keeps_segments_and_lookup() {
+        let (pages, _) =
+            build_pages((0..20_000i64).map(|k| (k, (k / 50) as u32)), 200, 1.0).unwrap();
+        let p = &pages[0];
+        assert!(p.segs.len() >= 2);
+        let (lo, hi, new_lo) = p.split_half().unwrap();
+        assert_eq!(lo.segs.len() + hi.segs.len(), p.segs.len());
+        assert_eq!(hi.segs[0].lo, new_lo);
+        assert!(
+            lo.encoded_len().abs_diff(hi.encoded_len())
+                <= 2 * p.segs.iter().map(Segment::encoded_len).max().unwrap()
+        );
+        let last = p.segs.last().unwrap();
+        let last_key = last.listings.iter().map(Listing::zmax).max().unwrap();
+        for k in 0..=last_key {
+            let blk = (k / 50) as u32;
+            let page = if k < new_lo { &lo } else { &hi };
+            page.check(k, blk).unwrap();
+        }
+        assert!(SegPage::new_root(1, 0).split_half().is_none());
+    }
+
+    #[test]
+    fn pick_split_key_balances() {
+        let mut s = Segment::new(i64::MIN, 1, 0);
+        s.listings = (0..100u32)
+            .map(|b| Listing::from_bounds(b as i64 * 10, b as i64 * 10 + 9, b))
+            .collect();
+        assert_eq!(pick_split_key(&s, None), Some(500));
+        // One key in many blocks cannot be split.
+        s.listings = (0..100u32).map(|b| Listing::from_bounds(7, 7, b)).collect();
+        assert_eq!(pick_split_key(&s, None), None);
+        // Respect the upper bound.
+        s.listings = vec![Listing::from_bounds(0, 5, 1), Listing::from_bounds(6, 9, 2)];
+        assert_eq!(pick_split_key(&s, Some(6)), None);
+        assert_eq!(pick_split_key(&s, Some(7)), Some(6));
+    }
+
+    #[test]
+    fn tighten_narrows_and_removes() {
+        let mut p = SegPage::new_root(1, 0);
+        for k in [0, 50, 100, 150] {
+            p.record(k, 7, 0);
+        }
+        p.split_segment(0, 100, 2, 0).unwrap();
+        // Rows 0 and 150 deleted and pruned: block 7 holds 50 and 100 only.
+        let st = p.tighten_block(7, &[50, 100], None);
+        assert_eq!(
+            st,
+            TightenStats {
+                changed: 2,
+                removed: 0
+            }
+        );
+        assert_eq!(p.segs[0].listings, vec![Listing::from_bounds(50, 50, 7)]);
+        assert_eq!(p.segs[1].listings, vec![Listing::from_bounds(100, 100, 7)]);
+        let st = p.tighten_block(7, &[100], None);
+        assert_eq!(
+            st,
+            TightenStats {
+                changed: 0,
+                removed: 1
+            }
+        );
+        assert!(p.segs[0].listings.is_empty());
+        assert_eq!(exact_zone([3, -1, 8]), Some((-1, 8)));
+        assert_eq!(exact_zone(std::iter::empty()), None);
+        let l = Listing::from_bounds(0, 100, 4);
+        assert_eq!(tighten(&l, [10, 20]), Some(Listing::from_bounds(10, 20, 4)));
+        assert_eq!(tighten(&l, []), None);
+    }
+
+    #[test]
+    fn property_invariant_under_random_inserts_and_splits() {
+        for seed in [0x9E37_79B9_7F4A_7C15u64, 42, 7_777_777] {
+            let mut rng = XorShift(seed);
+            let mut map = SegMap::new(1, 0);
+            let mut next_id = 2i64;
+            let mut seen: Vec<(i64, u32)> = Vec::new();
+            for step in 0..30_000i64 {
+                let now = step;
+                if rng.below(100) == 0 {
+                    let pi = rng.below(map.pages.len() as u64) as usize;
+                    let si = rng.below(map.pages[pi].segs.len() as u64) as usize;
+                    let lo = map.pages[pi].segs[si].lo.max(-1_000_000);
+                    let hi = map.pages[pi]
+                        .segment_hi(si, map.page_hi(pi))
+                        .unwrap_or(1_000_000);
+                    if hi - lo >= 2 {
+                        let at = rng.range(lo + 1, hi - 1);
+                        let id = next_id;
+                        next_id += 1;
+                        map.split_segment(pi, si, at, id, now, &mut next_id)
+                            .unwrap();
+                    }
+                    continue;
+                }
+                let key = match rng.below(10) {
+                    0 => rng.range(i64::MIN / 2, i64::MAX / 2),
+                    1 => [i64::MIN, i64::MAX, 0, -1][rng.below(4) as usize],
+                    _ => rng.range(-50_000, 50_000),
+                };
+                let blk = match rng.below(4) {
+                    0 => rng.below(5_000) as u32,
+                    _ => ((key.clamp(-50_000, 50_000) + 50_000) / 40) as u32,
+                };
+                map.record(key, blk, now, &mut next_id).unwrap();
+                seen.push((key, blk));
+            }
+            assert!(map.pages.len() > 1, "test should exercise page splits");
+            for (i, p) in map.pages.iter().enumerate() {
+                p.validate().unwrap();
+                round_trip(p);
+                assert_eq!(map.dir[i].lo, if i == 0 { i64::MIN } else { p.segs[0].lo });
+                assert_eq!(map.dir[i].nsegs as usize, p.segs.len());
+            }
+            for &(k, b) in &seen {
+                map.check_tuple(k, b).unwrap();
+                assert!(map.candidates(k, k).contains(&b), "key {k} block {b}");
+            }
+            // Range candidates cover every tuple in the range.
+            for _ in 0..200 {
+                let a = rng.range(-60_000, 60_000);
+                let z = a + rng.range(0, 5_000);
+                let c = map.candidates(a, z);
+                for &(k, b) in seen.iter().filter(|(k, _)| (a..=z).contains(k)) {
+                    assert!(
+                        c.binary_search(&b).is_ok(),
+                        "key {k} block {b} range {a}..={z}"
+                    );
+                }
+            }
+            let total: i64 = map
+                .pages
+                .iter()
+                .flat_map(|p| &p.segs)
+                .map(|s| s.row_count)
+                .sum();
+            assert_eq!(total, seen.len() as i64);
+        }
+    }
+
+    #[test]
+    fn unsplittable_run_reported() {
+        let mut map = SegMap::new(1, 0);
+        let mut next_id = 2;
+        let mut err = None;
+        for b in 0..1000u32 {
+            if let Err(e) = map.record(5, b, 0, &mut next_id) {
+                err = Some(e);
+                break;
+            }
+        }
+        assert_eq!(err, Some(MapError::Unsplittable { key: 5 }));
+        assert!(matches!(
+            build_pages((0..600u32).map(|b| (5i64, b)), 1024, 1.0),
+            Err(BuildError::KeyRunTooLong {
+                key: 5,
+                blocks: 600
+            })
+        ));
+        assert!(matches!(
+            build_pages([(2i64, 1u32), (1, 1)], 1024, 1.0),
+            Err(BuildError::Unsorted { prev: 2, key: 1 })
+        ));
+    }
+
+    #[test]
+    fn build_empty_and_equal_runs() {
+        let (pages, dir) = build_pages(std::iter::empty(), 10, 0.9).unwrap();
+        assert_eq!(pages, vec![SegPage::new_root(1, 0)]);
+        assert_eq!(
+            dir,
+            vec![DirEntry {
+                lo: i64::MIN,
+                blkno: 1,
+                nsegs: 1
+            }]
+        );
+        // Runs of 7 equal keys with threshold 10: never cut a run.
+        let pairs: Vec<(i64, u32)> = (0..700i64).map(|i| (i / 7, (i / 20) as u32)).collect();
+        let (pages, dir) = build_pages(pairs.iter().copied(), 10, 0.9).unwrap();
+        let map = SegMap::from_build((pages, dir));
+        for s in map.pages.iter().flat_map(|p| &p.segs) {
+            assert_eq!(s.row_count, 7, "one run per segment");
+        }
+        for &(k, b) in &pairs {
+            map.check_tuple(k, b).unwrap();
+        }
+        // A run longer than the threshold becomes one bigger segment.
+        let pairs: Vec<(i64, u32)> = [(1i64, 0u32); 30]
+            .into_iter()
+            .chain([(2, 1), (3, 1)])
+            .collect();
+        let (pages, _) = build_pages(pairs, 10, 0.9).unwrap();
+        let rows: Vec<i64> = pages[0].segs.iter().map(|s| s.row_count).collect();
+        assert_eq!(rows, vec![30, 2]);
+    }
+
+    #[test]
+    fn build_million_ascending() {
+        const N: i64 = 1_000_000;
+        const PER_BLOCK: i64 = 55;
+        let t = std::time::Instant::now();
+        let (pages, dir) =
+            build_pages((0..N).map(|k| (k, (k / PER_BLOCK) as u32)), 1024, 1.0).unwrap();
+        let elapsed = t.elapsed();
+        let map = SegMap::from_build((pages, dir));
+        let nblocks = ((N + PER_BLOCK - 1) / PER_BLOCK) as usize;
+        let mut per_block = vec![0u32; nblocks];
+        let mut boundaries_mid_block = 0;
+        for s in map.pages.iter().flat_map(|p| &p.segs) {
+            assert!(s.row_count <= 1024);
+            for l in &s.listings {
+                per_block[l.blkno as usize] += 1;
+                // Exact zones: a block's keys in this segment.
+                let blo = l.blkno as i64 * PER_BLOCK;
+                assert_eq!(l.zmin, blo.max(s.lo));
+                assert!(l.zmax() < blo + PER_BLOCK);
+            }
+            if s.lo != i64::MIN && s.lo % PER_BLOCK != 0 {
+                boundaries_mid_block += 1;
+            }
+        }
+        assert!(per_block.iter().all(|&c| c == 1 || c == 2));
+        let twice = per_block.iter().filter(|&&c| c == 2).count();
+        assert_eq!(
+            twice, boundaries_mid_block,
+            "only segment boundaries list a block twice"
+        );
+        for (i, p) in map.pages.iter().enumerate() {
+            p.validate().unwrap();
+            round_trip(p);
+            assert_eq!(map.dir[i].blkno, i as u32 + 1);
+        }
+        for k in (0..N).step_by(7) {
+            map.check_tuple(k, (k / PER_BLOCK) as u32).unwrap();
+        }
+        assert_eq!(map.candidates(1000, 1999).len(), 1999 / 55 - 1000 / 55 + 1);
+        let bytes: usize = map.pages.iter().map(SegPage::encoded_len).sum();
+        eprintln!(
+            "build 1M keys @55/block, threshold 1024, fill 1.0: {} pages, {} segments, {} listings, {} bytes, {:?}",
+            map.pages.len(),
+            map.nsegments(),
+            per_block.iter().map(|&c| c as usize).sum::<usize>(),
+            bytes,
+            elapsed
+        );
+        for fill in [0.9, 0.8] {
+            let (pages, _) =
+                build_pages((0..N).map(|k| (k, (k / PER_BLOCK) as u32)), 1024, fill).unwrap();
+            eprintln!("  fill {fill}: {} pages", pages.len());
+        }
+        // 16-byte listings give >= 18182 * 16 bytes = 36 pages before any
+        // header; the segment headers and boundary duplicates add ~20 %.
+        assert!(map.pages.len() <= 45, "{} pages", map.pages.len());
+        assert!(map.dir.len() <= Meta::DIR_CAPACITY);
+    }
+}
