@@ -13,8 +13,8 @@
 # streams it).  The end prints one line per major, then `N passed, N failed`
 # (counted in steps), and the exit status is non-zero if anything failed.
 #
-# To add a layer: add a row to STEPS and a case to step_cmd (and, for a new
-# server configuration, a CLUSTER_ENV entry).
+# To add a layer: add a row to STEPS and a case to step_cmd (optionally to
+# step_on_failure; for a new server configuration, a case in cluster_setup).
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -33,12 +33,15 @@ STEPS=(
     "installcheck       test   main"
     "concurrency-smoke  test   main"
 )
-# Extra environment for the cluster of a group (space separated VAR=value
-# words, passed to env), e.g.
-#   CLUSTER_ENV[walcheck]="PGCLUSTER_CONF=wal_consistency_checking=all"
-declare -A CLUSTER_ENV=(
-    [main]=""
-)
+# Environment of the cluster of each group (runs in a subshell just before
+# regress/with-cluster.sh; see that script for the PGCLUSTER_* knobs).
+cluster_setup() {
+    case "$1" in
+        main) ;;
+        # walcheck) export PGCLUSTER_CONF=$'wal_consistency_checking = all' ;;
+        *) ;;
+    esac
+}
 
 # The command of each step.  Runs in the repo root with PG_CONFIG set (and,
 # for cluster steps, PGHOST/PGPORT/PGUSER/PGDATABASE).  `set -e` is NOT in
@@ -50,16 +53,21 @@ step_cmd() {
         install)           make install PG_CONFIG="$PG_CONFIG" ;;
         cargo-test)        make cargo-test PG_CONFIG="$PG_CONFIG" ;;
         installcheck)      rm -f regression.diffs
-                           if ! make installcheck PG_CONFIG="$PG_CONFIG"; then
-                               if [ -f regression.diffs ]; then
-                                   echo "---- regression.diffs (at most 200 lines) ----"
-                                   head -n 200 regression.diffs
-                                   echo "---- end of regression.diffs ----"
-                               fi
-                               return 1
-                           fi ;;
+                           make installcheck PG_CONFIG="$PG_CONFIG" ;;
         concurrency-smoke) regress/concurrency-smoke.sh ;;
         *) echo "test-all.sh: unknown step '$1'" >&2; return 1 ;;
+    esac
+}
+# Extra diagnostics printed (to stderr) after a step failed, below the tail
+# of its log.
+step_on_failure() {
+    case "$1" in
+        installcheck)
+            if [ -f regression.diffs ]; then
+                echo "---- regression.diffs (at most 200 lines) ----"
+                head -n 200 regression.diffs
+                echo "---- end of regression.diffs ----"
+            fi ;;
     esac
 }
 # ---------------------------------------------------------------------------
@@ -94,6 +102,7 @@ run_step() {
             tail -n 100 "$logf" >&2 || true
             say "---- end of $logf ----"
         fi
+        step_on_failure "$name" >&2 || true
         say "== [pg$major] $name ... FAILED (${secs}s)"
         echo "$major $name FAILED $secs" >>"$TEST_ALL_RESULTS"
     fi
@@ -157,9 +166,9 @@ for major in ${PG_MAJORS:-15 18}; do
         before=$(wc -l <"$TEST_ALL_RESULTS")
         say "== [pg$major] starting a cluster (group '$group') for: ${batch[*]}"
         set +e
-        # shellcheck disable=SC2086 # CLUSTER_ENV holds VAR=value words
-        env ${CLUSTER_ENV[$group]:-} regress/with-cluster.sh "$PG_CONFIG" \
-            "$REPO/regress/test-all.sh" --in-cluster "$major" "${batch[@]}"
+        ( cluster_setup "$group"
+          exec regress/with-cluster.sh "$PG_CONFIG" \
+              "$REPO/regress/test-all.sh" --in-cluster "$major" "${batch[@]}" )
         rc=$?
         set -e
         if [ "$rc" -ne 0 ]; then
