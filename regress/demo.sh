@@ -16,9 +16,9 @@ log "checking dependencies ..."
 regress/deps.sh
 PG_CONFIG=$(regress/deps.sh --pg-config "${DEMO_PG_MAJOR:-18}")
 log "building clustered_pg for $("$PG_CONFIG" --version) ..."
-make --no-print-directory PG_CONFIG="$PG_CONFIG" >&2
+make -s --no-print-directory PG_CONFIG="$PG_CONFIG" >&2
 log "installing ..."
-make --no-print-directory install PG_CONFIG="$PG_CONFIG" >&2
+make -s --no-print-directory install PG_CONFIG="$PG_CONFIG" >&2
 log "starting a throwaway cluster and running regress/demo.sql ..."
 regress/with-cluster.sh "$PG_CONFIG" psql -X -q -v ON_ERROR_STOP=1 -f regress/demo.sql
 log "done (the cluster has been removed)"
