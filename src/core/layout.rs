@@ -81,22 +81,22 @@ impl std::error::Error for Full {}
 // Byte helpers. Bounds are checked by the callers (lengths are validated
 // before any field is read), so these may index directly.
 
-fn get_u32(b: &[u8], off: usize) -> u32 {
+pub(crate) fn get_u32(b: &[u8], off: usize) -> u32 {
     u32::from_le_bytes(b[off..off + 4].try_into().expect("4 bytes"))
 }
-fn get_i32(b: &[u8], off: usize) -> i32 {
+pub(crate) fn get_i32(b: &[u8], off: usize) -> i32 {
     i32::from_le_bytes(b[off..off + 4].try_into().expect("4 bytes"))
 }
-fn get_i64(b: &[u8], off: usize) -> i64 {
+pub(crate) fn get_i64(b: &[u8], off: usize) -> i64 {
     i64::from_le_bytes(b[off..off + 8].try_into().expect("8 bytes"))
 }
-fn put_u32(b: &mut [u8], off: usize, v: u32) {
+pub(crate) fn put_u32(b: &mut [u8], off: usize, v: u32) {
     b[off..off + 4].copy_from_slice(&v.to_le_bytes());
 }
-fn put_i32(b: &mut [u8], off: usize, v: i32) {
+pub(crate) fn put_i32(b: &mut [u8], off: usize, v: i32) {
     b[off..off + 4].copy_from_slice(&v.to_le_bytes());
 }
-fn put_i64(b: &mut [u8], off: usize, v: i64) {
+pub(crate) fn put_i64(b: &mut [u8], off: usize, v: i64) {
     b[off..off + 8].copy_from_slice(&v.to_le_bytes());
 }
 
@@ -252,7 +252,7 @@ const _: () = assert!(size_of::<SegPageHeader>() == 16);
 impl SegPageHeader {
     pub const SIZE: usize = size_of::<SegPageHeader>();
 
-    fn read(b: &[u8]) -> SegPageHeader {
+    pub(crate) fn read(b: &[u8]) -> SegPageHeader {
         SegPageHeader {
             magic: get_u32(b, offset_of!(SegPageHeader, magic)),
             layout_version: get_u32(b, offset_of!(SegPageHeader, layout_version)),
@@ -261,7 +261,7 @@ impl SegPageHeader {
         }
     }
 
-    fn write(&self, b: &mut [u8]) {
+    pub(crate) fn write(&self, b: &mut [u8]) {
         put_u32(b, offset_of!(SegPageHeader, magic), self.magic);
         put_u32(
             b,
@@ -290,7 +290,7 @@ const _: () = assert!(size_of::<SegHeader>() == 48);
 impl SegHeader {
     pub const SIZE: usize = size_of::<SegHeader>();
 
-    fn read(b: &[u8]) -> SegHeader {
+    pub(crate) fn read(b: &[u8]) -> SegHeader {
         SegHeader {
             lo: get_i64(b, offset_of!(SegHeader, lo)),
             segment_id: get_i64(b, offset_of!(SegHeader, segment_id)),
@@ -302,7 +302,7 @@ impl SegHeader {
         }
     }
 
-    fn write(&self, b: &mut [u8]) {
+    pub(crate) fn write(&self, b: &mut [u8]) {
         put_i64(b, offset_of!(SegHeader, lo), self.lo);
         put_i64(b, offset_of!(SegHeader, segment_id), self.segment_id);
         put_i64(b, offset_of!(SegHeader, row_count), self.row_count);
@@ -376,7 +376,7 @@ impl Listing {
         (zmin <= zmax).then(|| Listing::from_bounds(zmin, zmax, self.blkno))
     }
 
-    fn read(b: &[u8]) -> Listing {
+    pub(crate) fn read(b: &[u8]) -> Listing {
         Listing {
             zmin: get_i64(b, offset_of!(Listing, zmin)),
             blkno: get_u32(b, offset_of!(Listing, blkno)),
@@ -384,7 +384,7 @@ impl Listing {
         }
     }
 
-    fn write(&self, b: &mut [u8]) {
+    pub(crate) fn write(&self, b: &mut [u8]) {
         put_i64(b, offset_of!(Listing, zmin), self.zmin);
         put_u32(b, offset_of!(Listing, blkno), self.blkno);
         put_u32(b, offset_of!(Listing, span), self.span);
@@ -543,7 +543,7 @@ pub fn pack_version(v: &str) -> [u8; 16] {
     out
 }
 
-fn check_magic_version(buf: &[u8], magic: u32) -> Result<(), LayoutError> {
+pub(crate) fn check_magic_version(buf: &[u8], magic: u32) -> Result<(), LayoutError> {
     if buf.len() < 8 {
         return Err(LayoutError::Corrupt(
             "page content shorter than magic and version",
@@ -983,5 +983,29 @@ mod tests {
         let mut buf = vec![0u8; CONTENT_SIZE];
         sample_meta().encode_into(&mut buf).unwrap();
         insta::assert_debug_snapshot!(Meta::decode(&buf).unwrap());
+    }
+
+    /// Pins the byte format itself: any change to field order, widths or
+    /// endianness shows up here and must come with a LAYOUT_VERSION bump.
+    #[test]
+    fn snapshot_page_bytes() {
+        fn hex(b: &[u8]) -> String {
+            b.chunks(16)
+                .enumerate()
+                .map(|(i, c)| {
+                    let bytes: Vec<String> = c.iter().map(|x| format!("{x:02x}")).collect();
+                    format!("{:04x}: {}\n", i * 16, bytes.join(" "))
+                })
+                .collect()
+        }
+        let mut buf = vec![0u8; CONTENT_SIZE];
+        let used = sample_page().encode_into(&mut buf).unwrap();
+        let mut mbuf = vec![0u8; CONTENT_SIZE];
+        let mused = sample_meta().encode_into(&mut mbuf).unwrap();
+        insta::assert_snapshot!(format!(
+            "segment page ({used} bytes)\n{}\nmetapage ({mused} bytes)\n{}",
+            hex(&buf[..used]),
+            hex(&mbuf[..mused])
+        ));
     }
 }

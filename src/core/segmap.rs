@@ -11,8 +11,11 @@
 use std::collections::HashMap;
 use std::fmt;
 
+use std::mem::offset_of;
+
 use super::layout::{
-    DirEntry, Listing, Meta, SegHeader, SegPage, SegPageHeader, Segment, CONTENT_SIZE,
+    check_magic_version, get_i64, get_u32, put_u32, DirEntry, LayoutError, Listing, Meta,
+    SegHeader, SegPage, SegPageHeader, Segment, CONTENT_SIZE, SEG_MAGIC,
 };
 
 /// Index of the directory entry (segment page) responsible for `key`.
@@ -877,6 +880,159 @@ pub fn check_tuple(
     }
 }
 
+// ---------------------------------------------------------------------------
+// In-place operations on an encoded segment page. The insert path runs once
+// per heap tuple; working on the page bytes avoids decoding, allocating and
+// re-encoding a whole page for the common `Unchanged` case, and leaves the
+// bytes exactly as `SegPage::record` + `encode_into` would.
+
+fn raw_header(buf: &[u8]) -> Result<(usize, usize), LayoutError> {
+    check_magic_version(buf, SEG_MAGIC)?;
+    if buf.len() < SegPageHeader::SIZE {
+        return Err(LayoutError::Corrupt("segment page shorter than its header"));
+    }
+    let h = SegPageHeader::read(buf);
+    let used = h.used as usize;
+    if used > CONTENT_SIZE || used > buf.len() || used < SegPageHeader::SIZE {
+        return Err(LayoutError::Corrupt("segment page used size out of range"));
+    }
+    if h.nsegs == 0 {
+        return Err(LayoutError::Corrupt("segment page without segments"));
+    }
+    Ok((used, h.nsegs as usize))
+}
+
+/// Reads the segment header at `off`, checking it and its listings lie
+/// within `used`.
+fn raw_segment(buf: &[u8], off: usize, used: usize) -> Result<SegHeader, LayoutError> {
+    if off + SegHeader::SIZE > used {
+        return Err(LayoutError::Corrupt("segment header truncated"));
+    }
+    let h = SegHeader::read(&buf[off..]);
+    if h.nlist as usize > (used - off - SegHeader::SIZE) / Listing::SIZE {
+        return Err(LayoutError::Corrupt("segment listings truncated"));
+    }
+    Ok(h)
+}
+
+/// `(used, nsegs, offset of the owning segment, its index, its header)`.
+type RawLoc = (usize, usize, usize, usize, SegHeader);
+
+fn raw_find_segment(buf: &[u8], key: i64) -> Result<RawLoc, LayoutError> {
+    let (used, nsegs) = raw_header(buf)?;
+    let mut off = SegPageHeader::SIZE;
+    let mut found = (off, 0, raw_segment(buf, off, used)?);
+    for i in 0..nsegs {
+        let h = raw_segment(buf, off, used)?;
+        if i > 0 {
+            if h.lo <= found.2.lo {
+                return Err(LayoutError::Corrupt("segments not sorted by key"));
+            }
+            if h.lo > key {
+                break;
+            }
+            found = (off, i, h);
+        }
+        off += SegHeader::SIZE + h.nlist as usize * Listing::SIZE;
+    }
+    Ok((used, nsegs, found.0, found.1, found.2))
+}
+
+fn raw_listing_key(buf: &[u8], at: usize) -> (i64, u32) {
+    (
+        get_i64(buf, at + offset_of!(Listing, zmin)),
+        get_u32(buf, at + offset_of!(Listing, blkno)),
+    )
+}
+
+/// [`SegPage::record`] on the encoded page content (the whole content
+/// region). Returns the outcome and the bytes in use afterwards (for
+/// `pd_lower`). On `NeedsSpace` the bytes are untouched.
+pub fn record_in_place(
+    buf: &mut [u8],
+    key: i64,
+    blkno: u32,
+    now: i64,
+) -> Result<(Recorded, usize), LayoutError> {
+    let (mut used, _, seg_off, _, mut h) = raw_find_segment(buf, key)?;
+    let lst = seg_off + SegHeader::SIZE;
+    let n = h.nlist as usize;
+    let at = |i: usize| lst + i * Listing::SIZE;
+    let pos = (0..n).find(|&i| get_u32(buf, at(i) + offset_of!(Listing, blkno)) == blkno);
+    let outcome = match pos {
+        Some(i) => {
+            let l = Listing::read(&buf[at(i)..]);
+            if l.contains(key) {
+                Recorded::Unchanged
+            } else {
+                let wider = Listing::from_bounds(l.zmin.min(key), l.zmax().max(key), blkno);
+                let new_key = (wider.zmin, wider.blkno);
+                let q = (0..n)
+                    .filter(|&j| j != i && raw_listing_key(buf, at(j)) < new_key)
+                    .count();
+                if q < i {
+                    buf.copy_within(at(q)..at(i), at(q + 1));
+                } else if q > i {
+                    buf.copy_within(at(i + 1)..at(q + 1), at(i));
+                }
+                wider.write(&mut buf[at(q)..]);
+                Recorded::Widened
+            }
+        }
+        None => {
+            if used + Listing::SIZE > CONTENT_SIZE.min(buf.len()) {
+                return Ok((Recorded::NeedsSpace, used));
+            }
+            let q = (0..n)
+                .take_while(|&j| raw_listing_key(buf, at(j)) < (key, blkno))
+                .count();
+            buf.copy_within(at(q)..used, at(q) + Listing::SIZE);
+            Listing::from_bounds(key, key, blkno).write(&mut buf[at(q)..]);
+            used += Listing::SIZE;
+            put_u32(buf, offset_of!(SegPageHeader, used), used as u32);
+            h.nlist += 1;
+            Recorded::AddedListing
+        }
+    };
+    h.row_count = h.row_count.saturating_add(1);
+    h.updated_at = now;
+    h.write(&mut buf[seg_off..]);
+    Ok((outcome, used))
+}
+
+/// [`SegPage::candidates`] on the encoded page content, without decoding:
+/// appends the blocks whose zone meets `[lo, hi]` to `out`, possibly with
+/// duplicates (sort and dedup once after the last page).
+pub fn candidates_in_place(
+    buf: &[u8],
+    lo: i64,
+    hi: i64,
+    out: &mut Vec<u32>,
+) -> Result<(), LayoutError> {
+    if lo > hi {
+        return Ok(());
+    }
+    let (used, nsegs, mut off, first, _) = raw_find_segment(buf, lo)?;
+    for i in first..nsegs {
+        let h = raw_segment(buf, off, used)?;
+        if i > first && h.lo > hi {
+            break;
+        }
+        let lst = off + SegHeader::SIZE;
+        for j in 0..h.nlist as usize {
+            let l = Listing::read(&buf[lst + j * Listing::SIZE..]);
+            if l.zmin > hi {
+                break;
+            }
+            if l.zmax() >= lo {
+                out.push(l.blkno);
+            }
+        }
+        off = lst + h.nlist as usize * Listing::SIZE;
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1286,5 +1442,64 @@ mod tests {
         // header; the segment headers and boundary duplicates add ~20 %.
         assert!(map.pages.len() <= 45, "{} pages", map.pages.len());
         assert!(map.dir.len() <= Meta::DIR_CAPACITY);
+    }
+
+    #[test]
+    fn in_place_matches_owned_model() {
+        for seed in [1u64, 0xDEAD_BEEF, 99] {
+            let mut rng = XorShift(seed);
+            let (pages, _) =
+                build_pages((0..3000i64).map(|k| (k * 3, (k / 40) as u32)), 300, 0.5).unwrap();
+            let mut page = pages[0].clone();
+            let mut buf = vec![0u8; CONTENT_SIZE];
+            page.encode_into(&mut buf).unwrap();
+            let top = page.segs.last().unwrap().lo + 2000;
+            let mut outcomes = [0usize; 4];
+            for step in 0..4000i64 {
+                let key = match rng.below(8) {
+                    0 => [i64::MIN, i64::MAX, -1][rng.below(3) as usize],
+                    _ => rng.range(-500, top),
+                };
+                let blk = match rng.below(3) {
+                    0 => rng.below(2000) as u32,
+                    _ => (key.clamp(0, top) / 120) as u32,
+                };
+                let want = page.record(key, blk, step);
+                let (got, used) = record_in_place(&mut buf, key, blk, step).unwrap();
+                assert_eq!(got, want, "step {step}");
+                assert_eq!(used, page.encoded_len());
+                outcomes[want as usize] += 1;
+                if step % 97 == 0 {
+                    let mut expect = vec![0u8; CONTENT_SIZE];
+                    page.encode_into(&mut expect).unwrap();
+                    assert_eq!(buf, expect, "step {step}");
+                    let (a, z) = (rng.range(-600, top), rng.range(0, 3000));
+                    let mut c = Vec::new();
+                    candidates_in_place(&buf, a, a + z, &mut c).unwrap();
+                    c.sort_unstable();
+                    c.dedup();
+                    assert_eq!(c, page.candidates(a, a + z).collect::<Vec<_>>());
+                }
+            }
+            assert_eq!(SegPage::decode(&buf).unwrap(), page);
+            assert!(outcomes.iter().all(|&n| n > 0), "{outcomes:?}");
+        }
+    }
+
+    #[test]
+    fn in_place_rejects_bad_pages() {
+        let mut buf = vec![0u8; CONTENT_SIZE];
+        assert_eq!(
+            record_in_place(&mut buf, 1, 1, 0),
+            Err(LayoutError::BadMagic)
+        );
+        SegPage::new_root(1, 0).encode_into(&mut buf).unwrap();
+        buf[16 + 28..16 + 32].copy_from_slice(&9999u32.to_le_bytes());
+        assert!(matches!(
+            record_in_place(&mut buf, 1, 1, 0),
+            Err(LayoutError::Corrupt(_))
+        ));
+        let mut out = Vec::new();
+        assert!(candidates_in_place(&buf, 0, 10, &mut out).is_err());
     }
 }
