@@ -25,6 +25,8 @@
 #include "commands/vacuum.h"
 #include "executor/tuptable.h"
 #include "nodes/pathnodes.h"
+#include "optimizer/cost.h"
+#include "optimizer/optimizer.h"
 #include "storage/bufmgr.h"
 #include "storage/bufpage.h"
 #include "storage/lmgr.h"

@@ -14,6 +14,8 @@
 #include "access/amapi.h"
 #include "access/tableam.h"
 #include "nodes/execnodes.h"
+#include "nodes/pathnodes.h"
+#include "storage/bufmgr.h"
 #include "utils/rel.h"
 
 #include "clustered_pg_rs.h"
@@ -28,6 +30,7 @@ extern ErrorData *cpg_try(void (*cb) (void *), void *arg);
 extern void cpg_raise(CpgStatus *st);
 extern void cpg_check_for_interrupts(void);
 extern void _PG_init(void);
+extern void cpg_index_am_init(void);
 
 /*
  * Run cb(arg) under PG_TRY. On error: back to the caller's memory context,
@@ -81,6 +84,7 @@ _PG_init(void)
 	CpgStatus	st = {0};
 
 	rs_init(&st);
+	cpg_index_am_init();
 	cpg_raise(&st);
 }
 
@@ -123,3 +127,19 @@ CPG_SQL_FUNCTION(selftest_panic)
 CPG_SQL_FUNCTION(selftest_raise)
 CPG_SQL_FUNCTION(selftest_drops)
 CPG_SQL_FUNCTION(selftest_echo)
+
+/* Wrappers of macros and static inlines whose bodies differ between majors. */
+extern Page cpg_buffer_page(Buffer buf);
+extern Oid	cpg_index_key_type(Relation index);
+
+Page
+cpg_buffer_page(Buffer buf)
+{
+	return BufferGetPage(buf);
+}
+
+Oid
+cpg_index_key_type(Relation index)
+{
+	return TupleDescAttr(RelationGetDescr(index), 0)->atttypid;
+}

@@ -130,3 +130,52 @@ CREATE OPERATOR CLASS @extschema@.clustered_locator_ops
         OPERATOR 4 @extschema@.>=,
         OPERATOR 5 @extschema@.>,
         FUNCTION 1 @extschema@.locator_cmp(@extschema@.clustered_locator, @extschema@.clustered_locator);
+
+-- clustered_pk_index: the sparse key -> heap block map ------------------------
+
+CREATE FUNCTION @extschema@.clustered_pk_index_handler(internal) RETURNS index_am_handler
+    AS 'MODULE_PATHNAME', 'cpg_clustered_pk_index_handler' LANGUAGE C;
+CREATE ACCESS METHOD clustered_pk_index TYPE INDEX
+    HANDLER @extschema@.clustered_pk_index_handler;
+COMMENT ON ACCESS METHOD clustered_pk_index IS
+    'sparse, exact key-to-heap-block map; one per table, keys smallint/integer/bigint';
+
+-- One family for the integer types so cross-type comparisons (int4 column
+-- against an int8 constant, ...) can use the index; strategies are btree's.
+CREATE OPERATOR FAMILY @extschema@.clustered_pk_integer_ops USING clustered_pk_index;
+
+CREATE OPERATOR CLASS @extschema@.clustered_pk_int2_ops
+    DEFAULT FOR TYPE int2 USING clustered_pk_index FAMILY @extschema@.clustered_pk_integer_ops AS
+        OPERATOR 1 pg_catalog.< (int2, int2), OPERATOR 2 pg_catalog.<= (int2, int2),
+        OPERATOR 3 pg_catalog.= (int2, int2), OPERATOR 4 pg_catalog.>= (int2, int2),
+        OPERATOR 5 pg_catalog.> (int2, int2);
+CREATE OPERATOR CLASS @extschema@.clustered_pk_int4_ops
+    DEFAULT FOR TYPE int4 USING clustered_pk_index FAMILY @extschema@.clustered_pk_integer_ops AS
+        OPERATOR 1 pg_catalog.< (int4, int4), OPERATOR 2 pg_catalog.<= (int4, int4),
+        OPERATOR 3 pg_catalog.= (int4, int4), OPERATOR 4 pg_catalog.>= (int4, int4),
+        OPERATOR 5 pg_catalog.> (int4, int4);
+CREATE OPERATOR CLASS @extschema@.clustered_pk_int8_ops
+    DEFAULT FOR TYPE int8 USING clustered_pk_index FAMILY @extschema@.clustered_pk_integer_ops AS
+        OPERATOR 1 pg_catalog.< (int8, int8), OPERATOR 2 pg_catalog.<= (int8, int8),
+        OPERATOR 3 pg_catalog.= (int8, int8), OPERATOR 4 pg_catalog.>= (int8, int8),
+        OPERATOR 5 pg_catalog.> (int8, int8);
+
+ALTER OPERATOR FAMILY @extschema@.clustered_pk_integer_ops USING clustered_pk_index ADD
+    OPERATOR 1 pg_catalog.< (int2, int4), OPERATOR 2 pg_catalog.<= (int2, int4),
+    OPERATOR 3 pg_catalog.= (int2, int4), OPERATOR 4 pg_catalog.>= (int2, int4),
+    OPERATOR 5 pg_catalog.> (int2, int4),
+    OPERATOR 1 pg_catalog.< (int2, int8), OPERATOR 2 pg_catalog.<= (int2, int8),
+    OPERATOR 3 pg_catalog.= (int2, int8), OPERATOR 4 pg_catalog.>= (int2, int8),
+    OPERATOR 5 pg_catalog.> (int2, int8),
+    OPERATOR 1 pg_catalog.< (int4, int2), OPERATOR 2 pg_catalog.<= (int4, int2),
+    OPERATOR 3 pg_catalog.= (int4, int2), OPERATOR 4 pg_catalog.>= (int4, int2),
+    OPERATOR 5 pg_catalog.> (int4, int2),
+    OPERATOR 1 pg_catalog.< (int4, int8), OPERATOR 2 pg_catalog.<= (int4, int8),
+    OPERATOR 3 pg_catalog.= (int4, int8), OPERATOR 4 pg_catalog.>= (int4, int8),
+    OPERATOR 5 pg_catalog.> (int4, int8),
+    OPERATOR 1 pg_catalog.< (int8, int2), OPERATOR 2 pg_catalog.<= (int8, int2),
+    OPERATOR 3 pg_catalog.= (int8, int2), OPERATOR 4 pg_catalog.>= (int8, int2),
+    OPERATOR 5 pg_catalog.> (int8, int2),
+    OPERATOR 1 pg_catalog.< (int8, int4), OPERATOR 2 pg_catalog.<= (int8, int4),
+    OPERATOR 3 pg_catalog.= (int8, int4), OPERATOR 4 pg_catalog.>= (int8, int4),
+    OPERATOR 5 pg_catalog.> (int8, int4);

@@ -9,6 +9,8 @@
 pub mod core;
 
 #[cfg(not(test))]
+pub mod am;
+#[cfg(not(test))]
 pub mod pg;
 #[cfg(not(test))]
 pub mod sql;

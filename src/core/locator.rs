@@ -23,7 +23,11 @@ pub enum LocatorError {
     /// Text that is neither `(major,minor)` nor 32 hex digits.
     BadText(String),
     /// An advance would leave the int64 range.
-    Overflow { part: &'static str, value: i64, delta: i64 },
+    Overflow {
+        part: &'static str,
+        value: i64,
+        delta: i64,
+    },
 }
 
 impl fmt::Display for LocatorError {
@@ -33,7 +37,10 @@ impl fmt::Display for LocatorError {
                 write!(f, "a clustered locator must be exactly 16 bytes, got {n}")
             }
             LocatorError::BadText(s) => {
-                write!(f, "invalid input syntax for type clustered_locator: \"{s}\"")
+                write!(
+                    f,
+                    "invalid input syntax for type clustered_locator: \"{s}\""
+                )
             }
             LocatorError::Overflow { part, value, delta } => write!(
                 f,
@@ -50,7 +57,10 @@ impl Locator {
 
     /// The seed's single-column primary-key form: `{major = 0, minor = pk}`.
     pub const fn from_int8(pk: i64) -> Self {
-        Locator { major: 0, minor: pk }
+        Locator {
+            major: 0,
+            minor: pk,
+        }
     }
 
     pub fn to_bytes(self) -> [u8; LOCATOR_LEN] {
@@ -108,21 +118,27 @@ impl Locator {
     /// The next segment: `major + delta`, minor kept (the key does not
     /// change when it moves to another segment). Overflow is an error.
     pub fn advance_major(self, delta: i64) -> Result<Self, LocatorError> {
-        let major = self.major.checked_add(delta).ok_or(LocatorError::Overflow {
-            part: "major",
-            value: self.major,
-            delta,
-        })?;
+        let major = self
+            .major
+            .checked_add(delta)
+            .ok_or(LocatorError::Overflow {
+                part: "major",
+                value: self.major,
+                delta,
+            })?;
         Ok(Locator { major, ..self })
     }
 
     /// The next key in the same segment: `minor + delta`.
     pub fn next_minor(self, delta: i64) -> Result<Self, LocatorError> {
-        let minor = self.minor.checked_add(delta).ok_or(LocatorError::Overflow {
-            part: "minor",
-            value: self.minor,
-            delta,
-        })?;
+        let minor = self
+            .minor
+            .checked_add(delta)
+            .ok_or(LocatorError::Overflow {
+                part: "minor",
+                value: self.minor,
+                delta,
+            })?;
         Ok(Locator { minor, ..self })
     }
 }
@@ -141,11 +157,13 @@ impl PartialOrd for Locator {
 
 /// Three-way comparison of two encoded locators, as `locator_cmp` returns.
 pub fn compare_bytes(a: &[u8], b: &[u8]) -> Result<i32, LocatorError> {
-    Ok(match Locator::from_bytes(a)?.cmp(&Locator::from_bytes(b)?) {
-        Ordering::Less => -1,
-        Ordering::Equal => 0,
-        Ordering::Greater => 1,
-    })
+    Ok(
+        match Locator::from_bytes(a)?.cmp(&Locator::from_bytes(b)?) {
+            Ordering::Less => -1,
+            Ordering::Equal => 0,
+            Ordering::Greater => 1,
+        },
+    )
 }
 
 #[cfg(test)]
@@ -217,7 +235,15 @@ mod tests {
         assert_eq!(Locator::parse(" ( -5 , 9000000000 ) ").unwrap(), l);
         assert_eq!(Locator::parse(&l.to_hex()).unwrap(), l);
         assert_eq!(Locator::parse(&format!("\\x{}", l.to_hex())).unwrap(), l);
-        for bad in ["", "(1)", "(1,2,3)", "(a,b)", "abc", "(1,99999999999999999999)", "00"] {
+        for bad in [
+            "",
+            "(1)",
+            "(1,2,3)",
+            "(a,b)",
+            "abc",
+            "(1,99999999999999999999)",
+            "00",
+        ] {
             assert!(Locator::parse(bad).is_err(), "{bad:?} must be rejected");
         }
     }
@@ -231,6 +257,9 @@ mod tests {
         let m = Locator::new(3, i64::MIN + 1);
         assert_eq!(m.next_minor(-1).unwrap(), Locator::new(3, i64::MIN));
         assert!(m.next_minor(-2).is_err());
-        assert_eq!(Locator::new(0, 0).next_minor(1).unwrap(), Locator::new(0, 1));
+        assert_eq!(
+            Locator::new(0, 0).next_minor(1).unwrap(),
+            Locator::new(0, 1)
+        );
     }
 }

@@ -1,6 +1,10 @@
 //! Pure Rust: no PostgreSQL symbol may be referenced from here, so that every
 //! decision can be unit-tested without a server.
 
+pub mod cost;
 pub mod counters;
+pub mod layout;
 pub mod locator;
 pub mod options;
+pub mod plan;
+pub mod segmap;

@@ -1,6 +1,8 @@
 //! The only place that touches PostgreSQL: bindings, the error boundary,
 //! datum conversion and small safe wrappers over server APIs.
 
+pub mod buffer;
 pub mod datum;
 pub mod error;
+pub mod rel;
 pub mod sys;

@@ -23,3 +23,32 @@ extern "C" {
     /// CHECK_FOR_INTERRUPTS() (a macro in C).
     pub fn cpg_check_for_interrupts();
 }
+
+extern "C" {
+    /// BufferGetPage() (a macro in 15, an inline in 16+).
+    pub fn cpg_buffer_page(buf: Buffer) -> Page;
+    /// Type of the first key column of an index (TupleDescAttr is inline).
+    pub fn cpg_index_key_type(index: Relation) -> Oid;
+    /// A new zeroed block at the end of an index, exclusively locked.
+    pub fn cpg_extend_index(index: Relation) -> Buffer;
+    /// table_index_build_scan() (a static inline) with progress reporting.
+    pub fn cpg_index_build_scan(
+        heap: Relation,
+        index: Relation,
+        info: *mut IndexInfo,
+        cb: IndexBuildCallback,
+        state: *mut core::ffi::c_void,
+    ) -> f64;
+    /// Correlation of the index's key column in pg_statistic (0 if unknown).
+    pub fn cpg_index_correlation(root: *mut PlannerInfo, index: *mut IndexOptInfo) -> f64;
+}
+
+extern "C" {
+    /// Another index of `heap` using access method `amoid`, other than `self_`.
+    pub fn cpg_other_index_with_am(heap: Relation, amoid: Oid, self_: Oid) -> Oid;
+}
+
+extern "C" {
+    /// Appends a page image to the init fork of an unlogged index (WAL-logged).
+    pub fn cpg_write_init_fork_page(index: Relation, image: *const core::ffi::c_char);
+}

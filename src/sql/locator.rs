@@ -109,10 +109,7 @@ pub extern "C" fn rs_locator_to_hex(fcinfo: FunctionCallInfo, st: *mut CpgStatus
 }
 
 #[no_mangle]
-pub extern "C" fn rs_locator_advance_major(
-    fcinfo: FunctionCallInfo,
-    st: *mut CpgStatus,
-) -> Datum {
+pub extern "C" fn rs_locator_advance_major(fcinfo: FunctionCallInfo, st: *mut CpgStatus) -> Datum {
     sql_entry(fcinfo, st, |a| {
         let l = locator_arg(a, 0, "locator_advance_major")?;
         let delta = bigint_arg(a, 1, "locator_advance_major", "delta")?;
@@ -147,22 +144,30 @@ pub extern "C" fn rs_locator_lt(fcinfo: FunctionCallInfo, st: *mut CpgStatus) ->
 
 #[no_mangle]
 pub extern "C" fn rs_locator_le(fcinfo: FunctionCallInfo, st: *mut CpgStatus) -> Datum {
-    sql_entry(fcinfo, st, |a| Ok(from_bool(compare(a, "locator_le")? <= 0)))
+    sql_entry(fcinfo, st, |a| {
+        Ok(from_bool(compare(a, "locator_le")? <= 0))
+    })
 }
 
 #[no_mangle]
 pub extern "C" fn rs_locator_eq(fcinfo: FunctionCallInfo, st: *mut CpgStatus) -> Datum {
-    sql_entry(fcinfo, st, |a| Ok(from_bool(compare(a, "locator_eq")? == 0)))
+    sql_entry(fcinfo, st, |a| {
+        Ok(from_bool(compare(a, "locator_eq")? == 0))
+    })
 }
 
 #[no_mangle]
 pub extern "C" fn rs_locator_ne(fcinfo: FunctionCallInfo, st: *mut CpgStatus) -> Datum {
-    sql_entry(fcinfo, st, |a| Ok(from_bool(compare(a, "locator_ne")? != 0)))
+    sql_entry(fcinfo, st, |a| {
+        Ok(from_bool(compare(a, "locator_ne")? != 0))
+    })
 }
 
 #[no_mangle]
 pub extern "C" fn rs_locator_ge(fcinfo: FunctionCallInfo, st: *mut CpgStatus) -> Datum {
-    sql_entry(fcinfo, st, |a| Ok(from_bool(compare(a, "locator_ge")? >= 0)))
+    sql_entry(fcinfo, st, |a| {
+        Ok(from_bool(compare(a, "locator_ge")? >= 0))
+    })
 }
 
 #[no_mangle]

@@ -28,9 +28,7 @@ pub extern "C" fn rs_selftest_int4in(fcinfo: FunctionCallInfo, st: *mut CpgStatu
         let _witness = Witness(vec![1, 2, 3]);
         let text = a.required(0, "selftest_int4in", "text")?;
         // SAFETY: argument 0 is a cstring; int4in may ereport.
-        let out = guard(|| unsafe {
-            sys::DirectFunctionCall1Coll(Some(sys::int4in), 0, text)
-        })?;
+        let out = guard(|| unsafe { sys::DirectFunctionCall1Coll(Some(sys::int4in), 0, text) })?;
         Ok(out)
     })
 }

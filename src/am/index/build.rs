@@ -1,0 +1,236 @@
+//! ambuild / ambuildempty: a new map from the rows a table already has.
+//!
+//! The build collects (key, heap block) for every tuple, sorts them, and
+//! lets `core::segmap::build_pages_with` cut segments and exact per-block
+//! zones; the pages are then written as full-page GenericXLog images.
+
+use crate::am::index::map::{self, write_meta, write_seg};
+use crate::core::counters::{bump, Counter};
+use crate::core::layout::{KeyType, Meta, SegPage, BLCKSZ};
+use crate::core::segmap::{build_pages_with, BuildParams};
+use crate::pg::buffer::{LockedBuffer, XLogRecord};
+use crate::pg::error::{codes, entry, guard, CpgStatus, PgError, PgResult};
+use crate::pg::rel;
+use crate::pg::sys;
+use crate::sql::info::EXTENSION_VERSION;
+use std::ffi::c_void;
+
+struct BuildState {
+    width: u32,
+    pairs: Vec<(i64, u32)>,
+    heap_tuples: f64,
+}
+
+/// Called by the heap scan for every tuple; must not fail or panic (it
+/// runs inside a guarded PostgreSQL call), so it only pushes to a Vec.
+unsafe extern "C" fn build_callback(
+    _index: sys::Relation,
+    tid: sys::ItemPointer,
+    values: *mut sys::Datum,
+    isnull: *mut bool,
+    _alive: bool,
+    state: *mut c_void,
+) {
+    let st = &mut *(state as *mut BuildState);
+    st.heap_tuples += 1.0;
+    if *isnull {
+        return; // NULL keys are not mapped; see README "NULL keys".
+    }
+    let key = rel::key_from_datum(*values, st.width);
+    st.pairs.push((key, block_of(tid)));
+}
+
+pub fn block_of(tid: sys::ItemPointer) -> u32 {
+    // SAFETY: tid points to a valid ItemPointerData.
+    unsafe {
+        let b = &(*tid).ip_blkid;
+        (u32::from(b.bi_hi) << 16) | u32::from(b.bi_lo)
+    }
+}
+
+pub fn key_type(width: u32) -> KeyType {
+    match width {
+        2 => KeyType::Int2,
+        4 => KeyType::Int4,
+        _ => KeyType::Int8,
+    }
+}
+
+/// Rejects what the index cannot serve: a second clustered_pk_index on the
+/// table, unsupported key types (multi-column is refused by PostgreSQL
+/// itself since amcanmulticol is false).
+fn check_definition(heap: sys::Relation, index: sys::Relation) -> PgResult<u32> {
+    let width = rel::key_width(index)?;
+    let (h, am, me) = (heap, rel::relam(index), rel::relid(index));
+    // SAFETY: heap is open; reads its index list and pg_class.
+    let other = guard(|| unsafe { sys::cpg_other_index_with_am(h, am, me) })?;
+    if other != 0 {
+        // SAFETY: get_rel_name returns a palloc'd name or NULL.
+        let oname = guard(|| unsafe { sys::get_rel_name(other) })?;
+        let oname = if oname.is_null() {
+            "another index".to_string()
+        } else {
+            format!(
+                "\"{}\"",
+                unsafe { std::ffi::CStr::from_ptr(oname) }.to_string_lossy()
+            )
+        };
+        return Err(PgError::new(
+            codes::INVALID_OBJECT_DEFINITION,
+            format!(
+                "table \"{}\" already has a clustered_pk_index: {oname}",
+                rel::name(heap)
+            ),
+        )
+        .hint("A table has one clustered key; drop the other index first, or use a btree index."));
+    }
+    Ok(width)
+}
+
+/// Writes the metapage at block 0 and the segment pages after it, as
+/// full-page images, up to four per WAL record.
+fn write_new_map(index: sys::Relation, mut meta: Meta, pages: &[SegPage]) -> PgResult<()> {
+    let meta_buf = LockedBuffer::extend(index)?;
+    if meta_buf.blkno() != map::META_BLKNO {
+        return Err(PgError::new(
+            codes::INTERNAL_ERROR,
+            format!("index \"{}\" is not empty at build", rel::name(index)),
+        ));
+    }
+    let mut bufs = Vec::with_capacity(pages.len());
+    for (d, _) in meta.dir.iter_mut().zip(pages) {
+        let b = LockedBuffer::extend(index)?;
+        d.blkno = b.blkno();
+        bufs.push(b);
+    }
+    for (chunk_b, chunk_p) in bufs.chunks(4).zip(pages.chunks(4)) {
+        let mut x = XLogRecord::start(index)?;
+        for (b, p) in chunk_b.iter().zip(chunk_p) {
+            write_seg(x.register(b, true)?, p)?;
+        }
+        x.finish()?;
+        crate::pg::error::check_for_interrupts()?;
+    }
+    drop(bufs);
+    let mut x = XLogRecord::start(index)?;
+    write_meta(x.register(&meta_buf, true)?, &meta)?;
+    x.finish()
+}
+
+fn build(
+    heap: sys::Relation,
+    index: sys::Relation,
+    info: *mut sys::IndexInfo,
+) -> PgResult<*mut sys::IndexBuildResult> {
+    let width = check_definition(heap, index)?;
+    let opts = rel::index_options(index);
+    let mut st = BuildState {
+        width,
+        pairs: Vec::new(),
+        heap_tuples: 0.0,
+    };
+    let sp = &mut st as *mut BuildState as *mut c_void;
+    // SAFETY: the callback only touches `st`, which outlives the scan.
+    guard(|| unsafe { sys::cpg_index_build_scan(heap, index, info, Some(build_callback), sp) })?;
+    st.pairs.sort_unstable();
+    let now = map::now();
+    let (pages, dir) = build_pages_with(
+        st.pairs.iter().copied(),
+        &BuildParams {
+            split_threshold: opts.split_threshold,
+            page_fill: 0.9,
+            first_segment_id: 1,
+            first_blkno: 1,
+            now,
+        },
+    )
+    .map_err(|e| {
+        PgError::new(
+            codes::PROGRAM_LIMIT_EXCEEDED,
+            format!(
+                "cannot build clustered_pk_index \"{}\": {e}",
+                rel::name(index)
+            ),
+        )
+    })?;
+    let mut meta = Meta::new(key_type(width), EXTENSION_VERSION);
+    meta.split_threshold = opts.split_threshold;
+    meta.target_fillfactor = opts.target_fillfactor;
+    meta.auto_repack_interval = opts.auto_repack_interval;
+    meta.nsegments = pages.iter().map(|p| p.segs.len() as i64).sum();
+    meta.next_segment_id = meta.nsegments + 1;
+    meta.total_rows = st.pairs.len() as i64;
+    meta.dir = dir;
+    if !meta.fits() {
+        return Err(PgError::new(
+            codes::PROGRAM_LIMIT_EXCEEDED,
+            format!(
+                "table \"{}\" needs {} segment pages, more than one directory holds ({})",
+                rel::name(heap),
+                meta.dir.len(),
+                Meta::DIR_CAPACITY
+            ),
+        )
+        .hint("Raise split_threshold; multi-level directories are not implemented yet."));
+    }
+    write_new_map(index, meta, &pages)?;
+    bump(Counter::maintenance);
+    let n = st.pairs.len() as f64;
+    let heap_tuples = st.heap_tuples;
+    // SAFETY: palloc0 of the result struct.
+    let r = guard(|| unsafe { sys::palloc0(std::mem::size_of::<sys::IndexBuildResult>()) })?
+        as *mut sys::IndexBuildResult;
+    // SAFETY: r is a fresh IndexBuildResult.
+    unsafe {
+        (*r).heap_tuples = heap_tuples;
+        (*r).index_tuples = n;
+    }
+    Ok(r)
+}
+
+#[no_mangle]
+pub extern "C" fn rs_ambuild(
+    heap: sys::Relation,
+    index: sys::Relation,
+    info: *mut sys::IndexInfo,
+    st: *mut CpgStatus,
+) -> *mut sys::IndexBuildResult {
+    entry(st, std::ptr::null_mut(), || build(heap, index, info))
+}
+
+/// The init fork of an unlogged index: an empty map.
+#[no_mangle]
+pub extern "C" fn rs_ambuildempty(index: sys::Relation, st: *mut CpgStatus) {
+    entry(st, (), || {
+        let width = rel::key_width(index)?;
+        let opts = rel::index_options(index);
+        let (pages, dir) = build_pages_with(
+            std::iter::empty(),
+            &BuildParams {
+                split_threshold: opts.split_threshold,
+                ..BuildParams::default()
+            },
+        )
+        .map_err(|e| PgError::new(codes::INTERNAL_ERROR, e.to_string()))?;
+        let mut meta = Meta::new(key_type(width), EXTENSION_VERSION);
+        meta.split_threshold = opts.split_threshold;
+        meta.target_fillfactor = opts.target_fillfactor;
+        meta.auto_repack_interval = opts.auto_repack_interval;
+        meta.nsegments = pages.iter().map(|p| p.segs.len() as i64).sum();
+        meta.next_segment_id = meta.nsegments + 1;
+        meta.dir = dir;
+        let mut img = vec![0u8; BLCKSZ];
+        write_meta(&mut img, &meta)?;
+        let p = img.as_ptr() as *const std::ffi::c_char;
+        // SAFETY: img is a full page image.
+        guard(|| unsafe { sys::cpg_write_init_fork_page(index, p) })?;
+        for sp in &pages {
+            let mut img = vec![0u8; BLCKSZ];
+            write_seg(&mut img, sp)?;
+            let p = img.as_ptr() as *const std::ffi::c_char;
+            // SAFETY: as above.
+            guard(|| unsafe { sys::cpg_write_init_fork_page(index, p) })?;
+        }
+        Ok(())
+    })
+}

@@ -1,0 +1,87 @@
+//! amcostestimate: selectivity from PostgreSQL's generic estimator, index
+//! pages and CPU from `core::plan`, correlation from the key column's
+//! statistics (as btree does), so the heap side is costed by how clustered
+//! the table really is.
+
+use crate::core::counters::{bump, Counter};
+use crate::core::plan::{index_cost, CostInputs};
+use crate::pg::error::{entry, guard, CpgStatus, PgResult};
+use crate::pg::sys;
+
+#[allow(clippy::too_many_arguments)]
+fn estimate(
+    root: *mut sys::PlannerInfo,
+    path: *mut sys::IndexPath,
+    loop_count: f64,
+    startup: *mut sys::Cost,
+    total: *mut sys::Cost,
+    selectivity: *mut sys::Selectivity,
+    correlation: *mut f64,
+    pages: *mut f64,
+) -> PgResult<()> {
+    bump(Counter::costestimate);
+    let mut g = sys::GenericCosts::default();
+    let gp = &mut g as *mut sys::GenericCosts;
+    // SAFETY: planner-provided root and path; g is zeroed as required.
+    guard(|| unsafe { sys::genericcostestimate(root, path, loop_count, gp) })?;
+    // SAFETY: path->indexinfo is set for every index path.
+    let info = unsafe { (*path).indexinfo };
+    let corr = guard(|| unsafe { sys::cpg_index_correlation(root, info) })?;
+    // SAFETY: reading planner structs and cost GUCs.
+    let (index_pages, heap_tuples, cpu_op, cpu_tup) = unsafe {
+        (
+            (*info).pages as f64,
+            (*(*info).rel).tuples,
+            sys::cpu_operator_cost,
+            sys::cpu_index_tuple_cost,
+        )
+    };
+    let segment_pages = (index_pages - 1.0).max(1.0);
+    let c = index_cost(&CostInputs {
+        selectivity: g.indexSelectivity,
+        heap_tuples,
+        segment_pages,
+        // About as many segments as a full page holds; only the log matters.
+        segments: segment_pages * 16.0,
+        random_page_cost: g.spc_random_page_cost,
+        cpu_operator_cost: cpu_op,
+        cpu_index_tuple_cost: cpu_tup,
+        loop_count,
+    });
+    // SAFETY: output pointers from the planner.
+    unsafe {
+        *startup = c.startup;
+        *total = c.total;
+        *selectivity = g.indexSelectivity;
+        *correlation = corr;
+        *pages = c.pages;
+    }
+    Ok(())
+}
+
+#[no_mangle]
+#[allow(clippy::too_many_arguments)]
+pub extern "C" fn rs_amcostestimate(
+    root: *mut sys::PlannerInfo,
+    path: *mut sys::IndexPath,
+    loop_count: f64,
+    startup: *mut sys::Cost,
+    total: *mut sys::Cost,
+    selectivity: *mut sys::Selectivity,
+    correlation: *mut f64,
+    pages: *mut f64,
+    st: *mut CpgStatus,
+) {
+    entry(st, (), || {
+        estimate(
+            root,
+            path,
+            loop_count,
+            startup,
+            total,
+            selectivity,
+            correlation,
+            pages,
+        )
+    })
+}

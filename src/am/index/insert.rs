@@ -1,0 +1,40 @@
+//! aminsert: widen the zone of the block the tuple actually landed in.
+//!
+//! This runs after the heap insert and before the inserting transaction can
+//! commit, so the map covers the tuple before anyone else can see it.
+
+use crate::am::index::build::block_of;
+use crate::am::index::map;
+use crate::pg::error::{entry, CpgStatus, PgResult};
+use crate::pg::rel;
+use crate::pg::sys;
+
+fn insert(
+    index: sys::Relation,
+    values: *mut sys::Datum,
+    isnull: *mut bool,
+    tid: sys::ItemPointer,
+) -> PgResult<bool> {
+    // SAFETY: one key column, arrays of length 1.
+    let (value, null) = unsafe { (*values, *isnull) };
+    if null {
+        // NULL keys are not mapped: every index scan has a strict qual on
+        // the key, which a NULL never satisfies.
+        return Ok(false);
+    }
+    let width = rel::key_width(index)?;
+    map::record(index, rel::key_from_datum(value, width), block_of(tid))?;
+    Ok(false)
+}
+
+#[no_mangle]
+pub extern "C" fn rs_aminsert(
+    index: sys::Relation,
+    values: *mut sys::Datum,
+    isnull: *mut bool,
+    tid: sys::ItemPointer,
+    _heap: sys::Relation,
+    st: *mut CpgStatus,
+) -> bool {
+    entry(st, false, || insert(index, values, isnull, tid))
+}

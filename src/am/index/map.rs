@@ -1,0 +1,295 @@
+//! Reading and changing the index's pages under the right locks.
+//!
+//! Lock order is always metapage, then segment page. Lookups and plain
+//! inserts hold the metapage shared only while they find their segment
+//! page; structural changes (page and segment splits) hold it exclusively,
+//! so nobody ever sees a half-written directory.
+
+use crate::core::counters::{bump, Counter};
+use crate::core::layout::{
+    DirEntry, LayoutError, Meta, SegPage, BLCKSZ, CONTENT_SIZE, PAGE_HEADER_SIZE,
+};
+use crate::core::segmap::{find_page, pick_split_key, Recorded};
+use crate::pg::buffer::{Lock, LockedBuffer, XLogRecord};
+use crate::pg::error::{codes, guard, PgError, PgResult};
+use crate::pg::rel;
+use crate::pg::sys;
+
+pub const META_BLKNO: u32 = 0;
+/// Page kinds, stored in the special area so a foreign page is recognised.
+pub const KIND_META: u32 = 0x434D_0001;
+pub const KIND_SEG: u32 = 0x434D_0002;
+
+const SPECIAL_OFFSET: usize = BLCKSZ - 8;
+
+/// Content region of a page image.
+pub fn content(page: &[u8]) -> &[u8] {
+    &page[PAGE_HEADER_SIZE..PAGE_HEADER_SIZE + CONTENT_SIZE]
+}
+
+fn content_mut(page: &mut [u8]) -> &mut [u8] {
+    &mut page[PAGE_HEADER_SIZE..PAGE_HEADER_SIZE + CONTENT_SIZE]
+}
+
+fn page_kind(page: &[u8]) -> u32 {
+    u32::from_le_bytes(page[SPECIAL_OFFSET..SPECIAL_OFFSET + 4].try_into().unwrap())
+}
+
+/// Initialises a page image (standard header, 8-byte special area with
+/// `kind`) and writes `used` bytes of content via `fill`.
+fn init_page(page: &mut [u8], kind: u32, fill: impl FnOnce(&mut [u8]) -> usize) -> PgResult<()> {
+    let p = page.as_mut_ptr() as sys::Page;
+    // SAFETY: page is a BLCKSZ image; PageInit writes its header.
+    guard(|| unsafe { sys::PageInit(p, BLCKSZ, 8) })?;
+    page[SPECIAL_OFFSET..SPECIAL_OFFSET + 4].copy_from_slice(&kind.to_le_bytes());
+    let used = fill(content_mut(page));
+    // pd_lower (offset 12) = end of content, so GenericXLog and full-page
+    // images skip the unused hole.
+    let lower = (PAGE_HEADER_SIZE + used) as u16;
+    page[12..14].copy_from_slice(&lower.to_le_bytes());
+    Ok(())
+}
+
+pub fn write_meta(page: &mut [u8], meta: &Meta) -> PgResult<()> {
+    init_page(page, KIND_META, |c| {
+        meta.encode_into(c).expect("directory checked to fit")
+    })
+}
+
+pub fn write_seg(page: &mut [u8], seg: &SegPage) -> PgResult<()> {
+    init_page(page, KIND_SEG, |c| {
+        seg.encode_into(c).expect("page checked to fit")
+    })
+}
+
+fn corrupt(index: sys::Relation, what: &str, e: LayoutError) -> PgError {
+    PgError::new(
+        codes::INDEX_CORRUPTED,
+        format!("index \"{}\" has a bad {what}: {e}", rel::name(index)),
+    )
+    .hint("REINDEX the index to rebuild it.")
+}
+
+pub fn decode_meta(index: sys::Relation, page: &[u8]) -> PgResult<Meta> {
+    if page_kind(page) != KIND_META {
+        return Err(PgError::new(
+            codes::INDEX_CORRUPTED,
+            format!(
+                "index \"{}\" is not a clustered_pk_index or its metapage is damaged",
+                rel::name(index)
+            ),
+        )
+        .hint("REINDEX the index to rebuild it."));
+    }
+    Meta::decode(content(page)).map_err(|e| corrupt(index, "metapage", e))
+}
+
+pub fn decode_seg(index: sys::Relation, page: &[u8]) -> PgResult<SegPage> {
+    if page_kind(page) != KIND_SEG {
+        return Err(corrupt(
+            index,
+            "segment page",
+            LayoutError::Corrupt("wrong page kind"),
+        ));
+    }
+    SegPage::decode(content(page)).map_err(|e| corrupt(index, "segment page", e))
+}
+
+pub fn read_meta(index: sys::Relation, lock: Lock) -> PgResult<(LockedBuffer, Meta)> {
+    let buf = LockedBuffer::read(index, META_BLKNO, lock)?;
+    let meta = decode_meta(index, buf.page())?;
+    Ok((buf, meta))
+}
+
+fn read_seg(index: sys::Relation, blkno: u32, lock: Lock) -> PgResult<(LockedBuffer, SegPage)> {
+    let buf = LockedBuffer::read(index, blkno, lock)?;
+    let seg = decode_seg(index, buf.page())?;
+    Ok((buf, seg))
+}
+
+/// Current time as TimestampTz (statement start: cheap and good enough for
+/// `updated_at` / `last_split_at`).
+pub fn now() -> i64 {
+    // SAFETY: reads a backend-local variable.
+    guard(|| unsafe { sys::GetCurrentStatementStartTimestamp() }).unwrap_or(0)
+}
+
+/// Heap blocks that may hold keys in `[lo, hi]`, ascending, deduplicated.
+pub fn candidates(index: sys::Relation, lo: i64, hi: i64) -> PgResult<Vec<u32>> {
+    if lo > hi {
+        return Ok(Vec::new());
+    }
+    bump(Counter::scan);
+    let mut out = Vec::new();
+    let mut key = lo;
+    loop {
+        // Re-descend from the metapage for every page: between pages a
+        // concurrent split may have moved segments, and the directory is
+        // the only authority on which page owns `key`.
+        let (meta_buf, meta) = read_meta(index, Lock::Share)?;
+        if meta.dir.is_empty() {
+            break;
+        }
+        let i = find_page(&meta.dir, key);
+        let page_hi = meta.dir.get(i + 1).map(|d| d.lo);
+        let (seg_buf, seg) = read_seg(index, meta.dir[i].blkno, Lock::Share)?;
+        drop(meta_buf);
+        out.extend(seg.candidates(key, hi));
+        drop(seg_buf);
+        match page_hi {
+            Some(next) if next <= hi => key = next,
+            _ => break,
+        }
+    }
+    out.sort_unstable();
+    out.dedup();
+    Ok(out)
+}
+
+/// Records that a tuple with `key` was placed in heap block `blkno`.
+pub fn record(index: sys::Relation, key: i64, blkno: u32) -> PgResult<()> {
+    bump(Counter::insert);
+    let now = now();
+    let threshold = i64::from(rel::index_options(index).split_threshold);
+    // Fast path: metapage shared, segment page exclusive.
+    {
+        let (meta_buf, meta) = read_meta(index, Lock::Share)?;
+        let i = find_page(&meta.dir, key);
+        let (seg_buf, mut seg) = read_seg(index, meta.dir[i].blkno, Lock::Exclusive)?;
+        drop(meta_buf);
+        let si = seg.find_segment(key);
+        let needs_split = seg.segs[si].row_count >= threshold;
+        if !needs_split {
+            match seg.record(key, blkno, now) {
+                Recorded::NeedsSpace => {}
+                _ => {
+                    let mut x = XLogRecord::start(index)?;
+                    write_seg(x.register(&seg_buf, false)?, &seg)?;
+                    x.finish()?;
+                    return Ok(());
+                }
+            }
+        }
+    }
+    // Structural path: split what is full, then record.
+    restructure_and_record(index, key, blkno, now, threshold)
+}
+
+/// Metapage exclusive: split the segment owning `key` if it reached the
+/// threshold, split its page if it cannot take the listing, then record.
+fn restructure_and_record(
+    index: sys::Relation,
+    key: i64,
+    blkno: u32,
+    now: i64,
+    threshold: i64,
+) -> PgResult<()> {
+    let (meta_buf, mut meta) = read_meta(index, Lock::Exclusive)?;
+    let i = find_page(&meta.dir, key);
+    let page_hi = meta.dir.get(i + 1).map(|d| d.lo);
+    let (seg_buf, mut seg) = read_seg(index, meta.dir[i].blkno, Lock::Exclusive)?;
+    let mut meta_changed = false;
+
+    let si = seg.find_segment(key);
+    if seg.segs[si].row_count >= threshold {
+        let hi = seg.segment_hi(si, page_hi);
+        if let Some(at) = pick_split_key(&seg.segs[si], hi) {
+            seg.split_segment(si, at, meta.next_segment_id, now)
+                .map_err(|e| internal(index, &e.to_string()))?;
+            meta.next_segment_id += 1;
+            meta.nsegments += 1;
+            meta.dir[i].nsegs += 1;
+            meta_changed = true;
+            bump(Counter::split);
+        }
+    }
+    let fits_after = {
+        let mut probe = seg.clone();
+        !matches!(probe.record(key, blkno, now), Recorded::NeedsSpace) && probe.fits()
+    };
+    if fits_after && seg.fits() {
+        seg.record(key, blkno, now);
+        let mut x = XLogRecord::start(index)?;
+        write_seg(x.register(&seg_buf, false)?, &seg)?;
+        if meta_changed {
+            write_meta(x.register(&meta_buf, false)?, &meta)?;
+        }
+        return x.finish();
+    }
+
+    // The page must split: halves by bytes (a lone segment splits by key
+    // first), the upper half on a new block.
+    if meta.dir.len() >= Meta::DIR_CAPACITY {
+        return Err(PgError::new(
+            codes::PROGRAM_LIMIT_EXCEEDED,
+            format!(
+                "clustered_pk_index \"{}\" has no room for another segment page",
+                rel::name(index)
+            ),
+        )
+        .hint("Raise split_threshold with ALTER INDEX ... SET and REINDEX; multi-level directories are not implemented yet."));
+    }
+    if seg.segs.len() < 2 {
+        let hi = seg.segment_hi(0, page_hi);
+        let at = pick_split_key(&seg.segs[0], hi).ok_or_else(|| {
+            PgError::new(
+                codes::PROGRAM_LIMIT_EXCEEDED,
+                format!(
+                    "key {key} occurs in more heap blocks than one clustered_pk_index page can list"
+                ),
+            )
+            .hint("A single key value is spread over too many blocks; CLUSTER the table or use a btree index.")
+        })?;
+        seg.split_segment(0, at, meta.next_segment_id, now)
+            .map_err(|e| internal(index, &e.to_string()))?;
+        meta.next_segment_id += 1;
+        meta.nsegments += 1;
+        bump(Counter::split);
+    }
+    let (mut lower, mut upper, new_lo) = seg
+        .split_half()
+        .ok_or_else(|| internal(index, "page split found a single segment"))?;
+    if key >= new_lo {
+        upper.record(key, blkno, now);
+    } else {
+        lower.record(key, blkno, now);
+    }
+    if !lower.fits() || !upper.fits() {
+        return Err(internal(index, "page halves do not fit after a split"));
+    }
+    let new_buf = LockedBuffer::extend(index)?;
+    meta.dir[i].nsegs = lower.segs.len() as u32;
+    meta.dir.insert(
+        i + 1,
+        DirEntry {
+            lo: new_lo,
+            blkno: new_buf.blkno(),
+            nsegs: upper.segs.len() as u32,
+        },
+    );
+    let mut x = XLogRecord::start(index)?;
+    write_seg(x.register(&new_buf, true)?, &upper)?;
+    write_seg(x.register(&seg_buf, false)?, &lower)?;
+    write_meta(x.register(&meta_buf, false)?, &meta)?;
+    x.finish()
+}
+
+fn internal(index: sys::Relation, what: &str) -> PgError {
+    PgError::new(
+        codes::INTERNAL_ERROR,
+        format!("clustered_pk_index \"{}\": {what}", rel::name(index)),
+    )
+}
+
+/// Reads the whole map (directory and every segment page), metapage shared.
+pub fn read_all(index: sys::Relation) -> PgResult<(Meta, Vec<SegPage>)> {
+    let (meta_buf, meta) = read_meta(index, Lock::Share)?;
+    let mut pages = Vec::with_capacity(meta.dir.len());
+    for d in &meta.dir {
+        let (b, p) = read_seg(index, d.blkno, Lock::Share)?;
+        pages.push(p);
+        drop(b);
+    }
+    drop(meta_buf);
+    Ok((meta, pages))
+}
