@@ -46,6 +46,10 @@ fn version_num(include_server: &Path) -> u32 {
 /// name. Allowlisting keeps the generated file small and fast to compile;
 /// dependent types are pulled in automatically.
 const FUNCTIONS: &[&str] = &[
+    "IndexGetRelation",
+    "InitMaterializedSRF",
+    "pg_class_aclcheck",
+    "GetUserId",
     "palloc",
     "palloc0",
     "pfree",
@@ -263,6 +267,15 @@ const TYPES: &[&str] = &[
     "ItemPointer",
 ];
 const VARS: &[&str] = &[
+    "NoLock",
+    "AccessShareLock",
+    "RowShareLock",
+    "RowExclusiveLock",
+    "ShareUpdateExclusiveLock",
+    "ShareLock",
+    "ShareRowExclusiveLock",
+    "ExclusiveLock",
+    "AccessExclusiveLock",
     "PG_VERSION_NUM",
     "BLCKSZ",
     "InvalidOid",

@@ -27,7 +27,7 @@
 #include "access/htup_details.h"
 #include "parser/parsetree.h"
 
-#include "clustered_pg_rs.h"
+#include "cpg.h"
 
 extern void cpg_raise(CpgStatus *st);
 extern void cpg_index_am_init(void);

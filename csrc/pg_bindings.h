@@ -31,6 +31,8 @@
 #include "storage/bufpage.h"
 #include "storage/lmgr.h"
 #include "storage/indexfsm.h"
+#include "storage/lockdefs.h"
+#include "utils/tuplestore.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"

@@ -18,7 +18,7 @@
 #include "storage/bufmgr.h"
 #include "utils/rel.h"
 
-#include "clustered_pg_rs.h"
+#include "cpg.h"
 
 #if PG_VERSION_NUM >= 180000
 PG_MODULE_MAGIC_EXT(.name = "clustered_pg", .version = "0.1.0");
@@ -102,6 +102,7 @@ _PG_init(void)
 
 CPG_SQL_FUNCTION(version)
 CPG_SQL_FUNCTION(observability)
+CPG_SQL_FUNCTION(verify)
 
 CPG_SQL_FUNCTION(locator_in)
 CPG_SQL_FUNCTION(locator_out)

@@ -2,6 +2,10 @@
 -- referenced through @extschema@, so nothing here depends on search_path.
 \echo Use "CREATE EXTENSION clustered_pg" to load this file. \quit
 
+-- Everyone may use the extension's functions; each one checks privileges
+-- on the relations it touches.
+GRANT USAGE ON SCHEMA @extschema@ TO PUBLIC;
+
 -- Identity and observability ------------------------------------------------
 
 CREATE FUNCTION @extschema@.version() RETURNS text
@@ -16,6 +20,13 @@ COMMENT ON FUNCTION @extschema@.observability() IS
 CREATE FUNCTION @extschema@.clustered_pg_observability() RETURNS text
     AS 'MODULE_PATHNAME', 'cpg_observability' LANGUAGE C VOLATILE PARALLEL SAFE;
 COMMENT ON FUNCTION @extschema@.clustered_pg_observability() IS 'seed name of observability()';
+
+CREATE FUNCTION @extschema@.verify(relation regclass)
+    RETURNS TABLE (kind text, heap_block bigint, heap_offset integer, key bigint,
+                   segment bigint, detail text)
+    AS 'MODULE_PATHNAME', 'cpg_verify' LANGUAGE C;
+COMMENT ON FUNCTION @extschema@.verify(regclass) IS
+    'checks that every tuple is covered by the clustered map; returns the violations (none when sound)';
 
 -- The clustered_locator type ---------------------------------------------------
 -- 16 bytes: major (bytes 0..7) and minor (bytes 8..15), big-endian int64.

@@ -4,5 +4,7 @@
 pub mod buffer;
 pub mod datum;
 pub mod error;
+pub mod heap;
 pub mod rel;
+pub mod srf;
 pub mod sys;

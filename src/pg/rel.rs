@@ -99,3 +99,126 @@ pub fn subtype_width(subtype: sys::Oid, column_width: u32) -> u32 {
         _ => column_width,
     }
 }
+
+/// An open relation, closed (keeping its lock until transaction end, as
+/// PostgreSQL code does) when dropped.
+pub struct OpenRel {
+    rel: sys::Relation,
+}
+
+impl OpenRel {
+    pub fn table(oid: sys::Oid, lockmode: i32) -> PgResult<Self> {
+        // SAFETY: opens with the given lock; ereports if missing.
+        let rel = guard(|| unsafe { sys::relation_open(oid, lockmode) })?;
+        Ok(OpenRel { rel })
+    }
+
+    pub fn index(oid: sys::Oid, lockmode: i32) -> PgResult<Self> {
+        // SAFETY: as above, for indexes.
+        let rel = guard(|| unsafe { sys::index_open(oid, lockmode) })?;
+        Ok(OpenRel { rel })
+    }
+
+    pub fn rel(&self) -> sys::Relation {
+        self.rel
+    }
+}
+
+impl Drop for OpenRel {
+    fn drop(&mut self) {
+        let r = self.rel;
+        // SAFETY: opened by us; NoLock keeps the lock to transaction end.
+        let _ = guard(|| unsafe { sys::relation_close(r, sys::NoLock as i32) });
+    }
+}
+
+/// The heap column an index's key comes from.
+pub fn index_heap_attno(index: sys::Relation) -> i16 {
+    // SAFETY: rd_index is set for indexes; one key column.
+    unsafe { *(*(*index).rd_index).indkey.values.as_ptr() }
+}
+
+/// OID of the clustered_pk_index access method (0 if not installed).
+pub fn clustered_index_am() -> PgResult<sys::Oid> {
+    let name = c"clustered_pk_index".as_ptr();
+    // SAFETY: catalog lookup by name.
+    guard(|| unsafe { sys::cpg_am_oid(name) })
+}
+
+/// Name of a relation by OID, for messages ("(unknown)" if gone).
+pub fn name_of(oid: sys::Oid) -> String {
+    // SAFETY: syscache lookup; returns palloc'd name or NULL.
+    match guard(|| unsafe { sys::get_rel_name(oid) }) {
+        Ok(p) if !p.is_null() => unsafe { CStr::from_ptr(p) }.to_string_lossy().into_owned(),
+        _ => "(unknown)".into(),
+    }
+}
+
+/// The table and its clustered_pk_index named by `oid`, which may be
+/// either. Checks SELECT privilege on the table; locks the table in
+/// `table_lock` and the index in AccessShareLock.
+pub fn open_clustered(oid: sys::Oid, table_lock: i32) -> PgResult<(OpenRel, OpenRel)> {
+    // SAFETY: syscache lookup.
+    let kind = guard(|| unsafe { sys::get_rel_relkind(oid) })? as u8;
+    let am = clustered_index_am()?;
+    let heap_oid = match kind {
+        k if k == sys::RELKIND_INDEX => {
+            // SAFETY: catalog lookup.
+            guard(|| unsafe { sys::IndexGetRelation(oid, false) })?
+        }
+        k if k == sys::RELKIND_RELATION || k == sys::RELKIND_MATVIEW => oid,
+        0 => {
+            return Err(PgError::new(
+                codes::UNDEFINED_OBJECT,
+                format!("relation with OID {oid} does not exist"),
+            ))
+        }
+        _ => {
+            return Err(PgError::new(
+                codes::WRONG_OBJECT_TYPE,
+                format!(
+                    "\"{}\" is not a table or a clustered_pk_index",
+                    name_of(oid)
+                ),
+            )
+            .hint("Pass a table that has a clustered_pk_index, or the index itself."))
+        }
+    };
+    // SAFETY: privilege check of the current user.
+    let acl = guard(|| unsafe {
+        sys::pg_class_aclcheck(heap_oid, sys::GetUserId(), sys::ACL_SELECT as sys::AclMode)
+    })?;
+    if acl != sys::ACLCHECK_OK {
+        return Err(PgError::new(
+            codes::INSUFFICIENT_PRIVILEGE,
+            format!("permission denied for table {}", name_of(heap_oid)),
+        )
+        .hint("Reading the clustered map needs SELECT privilege on the table."));
+    }
+    let heap = OpenRel::table(heap_oid, table_lock)?;
+    let index_oid = if kind == sys::RELKIND_INDEX {
+        oid
+    } else {
+        let h = heap.rel();
+        // SAFETY: heap is open.
+        guard(|| unsafe { sys::cpg_other_index_with_am(h, am, 0) })?
+    };
+    if index_oid == 0 {
+        return Err(PgError::new(
+            codes::OBJECT_NOT_IN_PREREQUISITE_STATE,
+            format!("table \"{}\" has no clustered_pk_index", name_of(heap_oid)),
+        )
+        .hint("CREATE INDEX ... ON the table USING clustered_pk_index (key)."));
+    }
+    let index = OpenRel::index(index_oid, sys::AccessShareLock as i32)?;
+    if relam(index.rel()) != am {
+        return Err(PgError::new(
+            codes::WRONG_OBJECT_TYPE,
+            format!(
+                "index \"{}\" is not a clustered_pk_index",
+                name(index.rel())
+            ),
+        ));
+    }
+    Ok((heap, index))
+}

@@ -52,3 +52,22 @@ extern "C" {
     /// Appends a page image to the init fork of an unlogged index (WAL-logged).
     pub fn cpg_write_init_fork_page(index: Relation, image: *const core::ffi::c_char);
 }
+
+/// Receives one tuple's key from `cpg_heap_block_keys`.
+pub type HeapKeyCallback =
+    unsafe extern "C" fn(state: *mut core::ffi::c_void, offnum: u16, key: Datum, isnull: bool);
+
+extern "C" {
+    /// Calls `cb` for every tuple in `blkno` not dead to all; returns how many.
+    pub fn cpg_heap_block_keys(
+        heap: Relation,
+        blkno: BlockNumber,
+        attno: i16,
+        cb: HeapKeyCallback,
+        state: *mut core::ffi::c_void,
+    ) -> i32;
+    /// OID of an access method by name (InvalidOid if missing).
+    pub fn cpg_am_oid(name: *const core::ffi::c_char) -> Oid;
+    /// Blocks in the main fork of a table.
+    pub fn cpg_heap_nblocks(heap: Relation) -> BlockNumber;
+}

@@ -5,6 +5,7 @@
 pub mod info;
 pub mod locator;
 pub mod selftest;
+pub mod verify;
 
 use crate::pg::datum::Args;
 use crate::pg::error::{entry, CpgStatus, PgResult};

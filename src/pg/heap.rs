@@ -1,0 +1,53 @@
+//! Keys of the tuples in a heap block, for verify(), VACUUM tightening and
+//! placement.
+
+use crate::pg::error::{guard, PgResult};
+use crate::pg::rel::key_from_datum;
+use crate::pg::sys;
+use std::ffi::c_void;
+
+/// One tuple: line pointer and key (None for NULL).
+#[derive(Clone, Copy, Debug)]
+pub struct TupleKey {
+    pub offnum: u16,
+    pub key: Option<i64>,
+}
+
+struct Collect {
+    width: u32,
+    out: Vec<TupleKey>,
+}
+
+/// Runs inside a guarded C loop: only pushes, never fails.
+unsafe extern "C" fn collect(state: *mut c_void, offnum: u16, key: sys::Datum, isnull: bool) {
+    let c = &mut *(state as *mut Collect);
+    let key = if isnull {
+        None
+    } else {
+        Some(key_from_datum(key, c.width))
+    };
+    c.out.push(TupleKey { offnum, key });
+}
+
+/// Tuples of `blkno` that some transaction may still see, with the value
+/// of heap column `attno` (an integer column `width` bytes wide).
+pub fn block_keys(
+    heap: sys::Relation,
+    blkno: u32,
+    attno: i16,
+    width: u32,
+) -> PgResult<Vec<TupleKey>> {
+    let mut c = Collect {
+        width,
+        out: Vec::new(),
+    };
+    let cp = &mut c as *mut Collect as *mut c_void;
+    // SAFETY: the callback only touches `c`, alive for the call.
+    guard(|| unsafe { sys::cpg_heap_block_keys(heap, blkno, attno, collect, cp) })?;
+    Ok(c.out)
+}
+
+pub fn nblocks(heap: sys::Relation) -> PgResult<u32> {
+    // SAFETY: heap is open.
+    guard(|| unsafe { sys::cpg_heap_nblocks(heap) })
+}
