@@ -1,0 +1,99 @@
+#!/usr/bin/env bash
+# regress/bench/run.sh -- `make bench`: clustered_pg side by side with plain
+# heap + btree, in one throwaway cluster, on the same data.
+#
+# Steps: regress/deps.sh (installs what is missing), build + install the
+# extension for the chosen major, install matplotlib into .deps/py when
+# missing (plots are skipped if that fails), then run regress/bench/bench.py
+# inside ONE regress/with-cluster.sh cluster, then write the report
+# (BENCH_OUT/results.{json,md}, PNG plots) and docs/benchmarks.md.
+#
+# Knobs (environment):
+#   BENCH_N          rows loaded per variant              (default 1000000)
+#   BENCH_ORDER      random | ascending key order of load (default random)
+#   BENCH_PG         15 | 18                              (default 18)
+#   BENCH_PG_CONFIG  explicit pg_config (overrides BENCH_PG; PG_CONFIG from
+#                    make is ignored on purpose: it is the Debian default)
+#   BENCH_VARIANTS   comma list (default: every variant available)
+#                    heap_btree,heap_cluster,heap_ck,clustered,clustered_pk,
+#                    clustered_repack
+#   BENCH_OUT        output directory                     (default bench-out/)
+#   BENCH_SEED       seed of key order and query positions (default 42)
+#   BENCH_QUERIES    repetitions per query shape          (default 20)
+#   BENCH_TPS_SECONDS  pgbench -T of the point-lookup TPS (default 10)
+#   BENCH_SKIP_BUILD=1 use the extension already installed for that major
+#   BENCH_DOCS=0     do not copy plots to docs/bench/ nor write docs/benchmarks.md
+set -euo pipefail
+
+cd "$(dirname "$0")/../.."
+REPO=$(pwd -P)
+
+log() { echo "bench: $*" >&2; }
+
+export BENCH_N=${BENCH_N:-1000000}
+export BENCH_ORDER=${BENCH_ORDER:-random}
+export BENCH_PG=${BENCH_PG:-18}
+export BENCH_OUT=${BENCH_OUT:-bench-out}
+export BENCH_SEED=${BENCH_SEED:-42}
+export BENCH_QUERIES=${BENCH_QUERIES:-20}
+export BENCH_TPS_SECONDS=${BENCH_TPS_SECONDS:-10}
+export BENCH_VARIANTS=${BENCH_VARIANTS:-}
+export BENCH_DOCS=${BENCH_DOCS:-1}
+
+case "$BENCH_ORDER" in random|ascending) ;; *) log "BENCH_ORDER must be random or ascending"; exit 2 ;; esac
+case "$BENCH_N" in ''|*[!0-9]*) log "BENCH_N must be a positive integer"; exit 2 ;; esac
+[ "$BENCH_N" -ge 1000 ] || { log "BENCH_N must be >= 1000"; exit 2; }
+
+T0=$(date +%s)
+if [ -n "${BENCH_PG_CONFIG:-}" ]; then
+    PGC=$BENCH_PG_CONFIG
+else
+    log "checking dependencies (regress/deps.sh) ..."
+    PGC=$(regress/deps.sh --pg-config "$BENCH_PG")
+fi
+log "PostgreSQL: $("$PGC" --version) ($PGC)"
+
+if [ "${BENCH_SKIP_BUILD:-0}" != 1 ]; then
+    log "building clustered_pg ..."
+    make -s --no-print-directory PG_CONFIG="$PGC" >&2
+    log "installing ..."
+    make -s --no-print-directory install PG_CONFIG="$PGC" >&2
+fi
+
+# matplotlib into a git-ignored dir (.deps/py); failure is not fatal.
+export PYTHONPATH="$REPO/.deps/py${PYTHONPATH:+:$PYTHONPATH}"
+if ! python3 -c 'import matplotlib' >/dev/null 2>&1; then
+    log "installing matplotlib into .deps/py ..."
+    if ! python3 -m pip install -q --target "$REPO/.deps/py" matplotlib >&2; then
+        log "WARNING: matplotlib could not be installed; tables and JSON only, no plots"
+    fi
+fi
+
+mkdir -p "$BENCH_OUT"
+BENCH_OUT=$(cd "$BENCH_OUT" && pwd -P)
+export BENCH_OUT
+
+# Server settings for a 2-core / 24 GB machine.  Identical for every
+# variant (they all run in this one cluster).  autovacuum is off for the
+# whole run: every VACUUM / ANALYZE is explicit and at the same points.
+# fsync stays as with-cluster.sh sets it (off) -- the same for every variant.
+export PGCLUSTER_CONF="shared_buffers = 2GB
+work_mem = 64MB
+maintenance_work_mem = 1GB
+effective_cache_size = 16GB
+max_wal_size = 8GB
+min_wal_size = 1GB
+checkpoint_timeout = 30min
+autovacuum = off
+max_parallel_workers_per_gather = 0
+max_connections = 20
+jit = off"
+export BENCH_PGCLUSTER_CONF="$PGCLUSTER_CONF"
+
+log "N=$BENCH_N order=$BENCH_ORDER seed=$BENCH_SEED queries=$BENCH_QUERIES out=$BENCH_OUT"
+regress/with-cluster.sh "$PGC" python3 "$REPO/regress/bench/bench.py" measure
+
+log "writing the report ..."
+python3 "$REPO/regress/bench/bench.py" report
+T1=$(date +%s)
+log "done in $((T1 - T0)) s total; results in $BENCH_OUT/"
