@@ -574,8 +574,8 @@ def cmd_measure():
                      "settings": pg_settings(),
                      "postgresql_conf_added": os.environ.get("BENCH_PGCLUSTER_CONF", "").splitlines()},
         "extension_version": psql_val("SELECT extversion FROM pg_extension WHERE extname = 'clustered_pg';"),
-        "git_commit": subprocess.run(["git", "-C", REPO, "rev-parse", "--short", "HEAD"],
-                                     capture_output=True, text=True).stdout.strip(),
+        "git_commit": os.environ.get("BENCH_GIT_COMMIT") or subprocess.run(
+            ["git", "-C", REPO, "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip(),
         "git_dirty": bool(subprocess.run(["git", "-C", REPO, "status", "--porcelain", "--", "src", "csrc", "sql"],
                                          capture_output=True, text=True).stdout.strip()),
         "available": {"clustered_heap": has_ch, "repack": has_repack},
