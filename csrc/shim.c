@@ -129,6 +129,16 @@ CPG_SQL_FUNCTION(selftest_raise)
 CPG_SQL_FUNCTION(selftest_drops)
 CPG_SQL_FUNCTION(selftest_echo)
 
+/* Segment map (seed API): src/sql/segment_map.rs */
+CPG_SQL_FUNCTION(segment_map_of)
+CPG_SQL_FUNCTION(segment_map_tids_of)
+CPG_SQL_FUNCTION(segment_map_stats)
+CPG_SQL_FUNCTION(segment_map_count_repack_due)
+CPG_SQL_FUNCTION(segment_map_touch)
+CPG_SQL_FUNCTION(segment_map_tids_gc)
+CPG_SQL_FUNCTION(segment_map_index_for_write)
+CPG_SQL_FUNCTION(segment_map_locator)
+
 /* Wrappers of macros and static inlines whose bodies differ between majors. */
 extern Page cpg_buffer_page(Buffer buf);
 extern Oid	cpg_index_key_type(Relation index);

@@ -142,6 +142,14 @@ CREATE OPERATOR CLASS @extschema@.clustered_locator_ops
         OPERATOR 5 @extschema@.>,
         FUNCTION 1 @extschema@.locator_cmp(@extschema@.clustered_locator, @extschema@.clustered_locator);
 
+-- clustered_heap: heap that places rows by their clustered key -------------
+
+CREATE FUNCTION @extschema@.clustered_heap_handler(internal) RETURNS table_am_handler
+    AS 'MODULE_PATHNAME', 'cpg_clustered_heap_handler' LANGUAGE C;
+CREATE ACCESS METHOD clustered_heap TYPE TABLE HANDLER @extschema@.clustered_heap_handler;
+COMMENT ON ACCESS METHOD clustered_heap IS
+    'heap whose inserts and updates go next to their key neighbours (needs a clustered_pk_index)';
+
 -- clustered_pk_index: the sparse key -> heap block map ------------------------
 
 CREATE FUNCTION @extschema@.clustered_pk_index_handler(internal) RETURNS index_am_handler
@@ -190,3 +198,130 @@ ALTER OPERATOR FAMILY @extschema@.clustered_pk_integer_ops USING clustered_pk_in
     OPERATOR 1 pg_catalog.< (int8, int4), OPERATOR 2 pg_catalog.<= (int8, int4),
     OPERATOR 3 pg_catalog.= (int8, int4), OPERATOR 4 pg_catalog.>= (int8, int4),
     OPERATOR 5 pg_catalog.> (int8, int4);
+
+-- Segment map (seed API) -------------------------------------------------------
+-- Served from the clustered_pk_index's own pages (src/sql/segment_map.rs):
+-- nothing is stored in SQL tables. Readers need SELECT on the table; the
+-- maintenance calls (touch, tids_gc, rebuild) need to own it.
+
+CREATE FUNCTION @extschema@.segment_map_of(relation regclass,
+    OUT relation_oid oid, OUT major_key bigint, OUT minor_from bigint, OUT minor_to bigint,
+    OUT split_threshold integer, OUT target_fillfactor integer, OUT auto_repack_interval integer,
+    OUT row_count bigint, OUT split_generation integer,
+    OUT last_split_at timestamptz, OUT updated_at timestamptz)
+    RETURNS SETOF record
+    AS 'MODULE_PATHNAME', 'cpg_segment_map_of' LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION @extschema@.segment_map_of(regclass) IS
+    'segments of the clustered_pk_index of a table (or of the index itself): id, inclusive key range, options, row count, split history';
+
+CREATE FUNCTION @extschema@.segment_map_tids_of(relation regclass,
+    OUT relation_oid oid, OUT major_key bigint, OUT minor_key bigint, OUT tuple_tid tid,
+    OUT updated_at timestamptz)
+    RETURNS SETOF record
+    AS 'MODULE_PATHNAME', 'cpg_segment_map_tids_of' LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION @extschema@.segment_map_tids_of(regclass) IS
+    'key -> tuple listing computed through the map (segment, key, tid of every tuple a transaction may still see); never stored';
+
+-- Every clustered_pk_index of the database whose table the user may read.
+CREATE VIEW @extschema@.segment_map AS
+    SELECT s.*
+      FROM pg_catalog.pg_index i
+      JOIN pg_catalog.pg_class c ON c.oid = i.indexrelid
+      JOIN pg_catalog.pg_am am ON am.oid = c.relam AND am.amname = 'clustered_pk_index'
+     CROSS JOIN LATERAL @extschema@.segment_map_of(c.oid::regclass) s
+     WHERE i.indisvalid AND i.indisready
+       AND NOT pg_catalog.pg_is_other_temp_schema(c.relnamespace)
+       AND pg_catalog.has_table_privilege(i.indrelid, 'SELECT');
+CREATE VIEW @extschema@.segment_map_tids AS
+    SELECT s.*
+      FROM pg_catalog.pg_index i
+      JOIN pg_catalog.pg_class c ON c.oid = i.indexrelid
+      JOIN pg_catalog.pg_am am ON am.oid = c.relam AND am.amname = 'clustered_pk_index'
+     CROSS JOIN LATERAL @extschema@.segment_map_tids_of(c.oid::regclass) s
+     WHERE i.indisvalid AND i.indisready
+       AND NOT pg_catalog.pg_is_other_temp_schema(c.relnamespace)
+       AND pg_catalog.has_table_privilege(i.indrelid, 'SELECT');
+GRANT SELECT ON @extschema@.segment_map, @extschema@.segment_map_tids TO PUBLIC;
+
+CREATE FUNCTION @extschema@.segment_map_stats(relation regclass,
+    OUT relation_oid oid, OUT segment_count bigint, OUT total_rows bigint,
+    OUT min_rows_per_segment bigint, OUT avg_rows_per_segment double precision,
+    OUT max_rows_per_segment bigint, OUT listings bigint, OUT fragmented_segments bigint,
+    OUT index_pages bigint, OUT heap_blocks_listed bigint)
+    RETURNS SETOF record ROWS 1
+    AS 'MODULE_PATHNAME', 'cpg_segment_map_stats' LANGUAGE C VOLATILE;
+
+CREATE FUNCTION @extschema@.segment_map_count_repack_due(relation regclass)
+    RETURNS bigint
+    AS 'MODULE_PATHNAME', 'cpg_segment_map_count_repack_due' LANGUAGE C VOLATILE;
+
+CREATE FUNCTION @extschema@.segment_map_touch(relation regclass, major_key bigint)
+    RETURNS bigint
+    AS 'MODULE_PATHNAME', 'cpg_segment_map_touch' LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION @extschema@.segment_map_touch(regclass, bigint) IS
+    'recount one segment''s rows from the heap blocks it lists and store the exact count (owner only)';
+
+CREATE FUNCTION @extschema@.segment_map_tids_gc(relation regclass)
+    RETURNS bigint
+    AS 'MODULE_PATHNAME', 'cpg_segment_map_tids_gc' LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION @extschema@.segment_map_tids_gc(regclass) IS
+    'compatibility no-op: the native map stores no TIDs, so there is nothing to collect; returns 0';
+
+CREATE FUNCTION @extschema@.segment_map_index_for_write(relation regclass)
+    RETURNS oid
+    AS 'MODULE_PATHNAME', 'cpg_segment_map_index_for_write' LANGUAGE C VOLATILE;
+
+-- Rebuild = REINDEX of the clustered_pk_index, inside a subtransaction (the
+-- plpgsql block). p_fail_after_n_rows injects a failure once the rebuilt map
+-- holds at least that many rows: the block rolls back and the previous map
+-- is left exactly as it was; the call then returns success = false.
+CREATE FUNCTION @extschema@.segment_map_rebuild_from_index(relation regclass,
+    p_fail_after_n_rows bigint DEFAULT NULL,
+    OUT success boolean, OUT rows_seen bigint, OUT segments bigint)
+    LANGUAGE plpgsql VOLATILE
+    SET search_path = pg_catalog, pg_temp
+    AS $fn$
+DECLARE
+    v_index oid;
+    v_nsp name;
+    v_name name;
+BEGIN
+    v_index := @extschema@.segment_map_index_for_write(relation);
+    IF p_fail_after_n_rows IS NOT NULL AND p_fail_after_n_rows < 0 THEN
+        RAISE EXCEPTION 'segment_map_rebuild_from_index: p_fail_after_n_rows must not be negative, got %',
+            p_fail_after_n_rows
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    SELECT n.nspname, c.relname INTO v_nsp, v_name
+      FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+     WHERE c.oid = v_index;
+    BEGIN
+        EXECUTE format('REINDEX INDEX %I.%I', v_nsp, v_name);
+        SELECT st.total_rows, st.segment_count INTO rows_seen, segments
+          FROM @extschema@.segment_map_stats(v_index::regclass) st;
+        IF p_fail_after_n_rows IS NOT NULL AND rows_seen >= p_fail_after_n_rows THEN
+            RAISE EXCEPTION 'segment_map_rebuild_from_index: injected failure after % rows',
+                p_fail_after_n_rows
+                USING ERRCODE = 'CPG01';
+        END IF;
+        success := true;
+    EXCEPTION WHEN SQLSTATE 'CPG01' THEN
+        success := false;
+        rows_seen := p_fail_after_n_rows;
+        SELECT st.segment_count INTO segments
+          FROM @extschema@.segment_map_stats(v_index::regclass) st;
+    END;
+END
+$fn$;
+
+-- Locators from the map: major = id of the segment owning the key, minor =
+-- the key. Read-only: the table AM decides placement.
+CREATE FUNCTION @extschema@.segment_map_allocate_locator(p_relation_oid oid, p_minor bigint)
+    RETURNS @extschema@.clustered_locator
+    AS 'MODULE_PATHNAME', 'cpg_segment_map_locator' LANGUAGE C VOLATILE;
+CREATE FUNCTION @extschema@.segment_map_allocate_locator_regclass(p_relation regclass, p_minor bigint)
+    RETURNS @extschema@.clustered_locator
+    AS 'MODULE_PATHNAME', 'cpg_segment_map_locator' LANGUAGE C VOLATILE;
+CREATE FUNCTION @extschema@.segment_map_next_locator(p_relation regclass, p_minor bigint)
+    RETURNS @extschema@.clustered_locator
+    AS 'MODULE_PATHNAME', 'cpg_segment_map_locator' LANGUAGE C VOLATILE;

@@ -3,3 +3,4 @@
 //! in `core`.
 
 pub mod index;
+pub mod table;

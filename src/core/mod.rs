@@ -6,5 +6,7 @@ pub mod counters;
 pub mod layout;
 pub mod locator;
 pub mod options;
+pub mod placement;
 pub mod plan;
+pub mod seedapi;
 pub mod segmap;

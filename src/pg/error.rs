@@ -271,4 +271,5 @@ pub mod codes {
     pub const INTERNAL_ERROR: i32 = sqlstate(b"XX000");
     pub const PROGRAM_LIMIT_EXCEEDED: i32 = sqlstate(b"54000");
     pub const INVALID_OBJECT_DEFINITION: i32 = sqlstate(b"42P17");
+    pub const NOT_NULL_VIOLATION: i32 = sqlstate(b"23502");
 }

@@ -71,3 +71,16 @@ extern "C" {
     /// Blocks in the main fork of a table.
     pub fn cpg_heap_nblocks(heap: Relation) -> BlockNumber;
 }
+
+extern "C" {
+    /// The clustered_pk_index of a table, or InvalidOid.
+    pub fn cpg_clustered_index_of(rel: Relation) -> Oid;
+    /// slot_getattr() (an inline).
+    pub fn cpg_slot_key(slot: *mut TupleTableSlot, attno: i16, isnull: *mut bool) -> Datum;
+    /// Length of the heap tuple the slot holds (materialises it).
+    pub fn cpg_slot_tuple_len(slot: *mut TupleTableSlot) -> u32;
+    /// Free space of a heap page (0 beyond the end).
+    pub fn cpg_heap_page_free(rel: Relation, blkno: BlockNumber) -> usize;
+    /// Appends one zeroed page to a table; returns its number.
+    pub fn cpg_heap_extend_one(rel: Relation) -> BlockNumber;
+}

@@ -7,7 +7,7 @@
 
 use crate::core::counters::{bump, Counter};
 use crate::core::layout::{
-    DirEntry, LayoutError, Meta, SegPage, BLCKSZ, CONTENT_SIZE, PAGE_HEADER_SIZE,
+    DirEntry, LayoutError, Listing, Meta, SegPage, Segment, BLCKSZ, CONTENT_SIZE, PAGE_HEADER_SIZE,
 };
 use crate::core::segmap::{find_page, pick_split_key, Recorded};
 use crate::pg::buffer::{Lock, LockedBuffer, XLogRecord};
@@ -188,7 +188,6 @@ fn restructure_and_record(
     let i = find_page(&meta.dir, key);
     let page_hi = meta.dir.get(i + 1).map(|d| d.lo);
     let (seg_buf, mut seg) = read_seg(index, meta.dir[i].blkno, Lock::Exclusive)?;
-    let mut meta_changed = false;
 
     let si = seg.find_segment(key);
     if seg.segs[si].row_count >= threshold {
@@ -199,21 +198,52 @@ fn restructure_and_record(
             meta.next_segment_id += 1;
             meta.nsegments += 1;
             meta.dir[i].nsegs += 1;
-            meta_changed = true;
             bump(Counter::split);
         }
     }
+    write_structural(
+        index,
+        meta_buf,
+        meta,
+        seg_buf,
+        seg,
+        i,
+        page_hi,
+        now,
+        Some((key, blkno)),
+    )
+}
+
+/// Writes a segment page changed under the metapage's exclusive lock,
+/// splitting it onto a new block when it no longer fits; `record` is
+/// applied to whichever half owns the key. Writes the metapage too.
+#[allow(clippy::too_many_arguments)]
+fn write_structural(
+    index: sys::Relation,
+    meta_buf: LockedBuffer,
+    mut meta: Meta,
+    seg_buf: LockedBuffer,
+    mut seg: SegPage,
+    i: usize,
+    page_hi: Option<i64>,
+    now: i64,
+    record: Option<(i64, u32)>,
+) -> PgResult<()> {
     let fits_after = {
         let mut probe = seg.clone();
-        !matches!(probe.record(key, blkno, now), Recorded::NeedsSpace) && probe.fits()
+        let ok = match record {
+            Some((k, b)) => !matches!(probe.record(k, b, now), Recorded::NeedsSpace),
+            None => true,
+        };
+        ok && probe.fits()
     };
-    if fits_after && seg.fits() {
-        seg.record(key, blkno, now);
+    if fits_after {
+        if let Some((k, b)) = record {
+            seg.record(k, b, now);
+        }
         let mut x = XLogRecord::start(index)?;
         write_seg(x.register(&seg_buf, false)?, &seg)?;
-        if meta_changed {
-            write_meta(x.register(&meta_buf, false)?, &meta)?;
-        }
+        write_meta(x.register(&meta_buf, false)?, &meta)?;
         return x.finish();
     }
 
@@ -235,7 +265,8 @@ fn restructure_and_record(
             PgError::new(
                 codes::PROGRAM_LIMIT_EXCEEDED,
                 format!(
-                    "key {key} occurs in more heap blocks than one clustered_pk_index page can list"
+                    "a key of index \"{}\" occurs in more heap blocks than one page can list",
+                    rel::name(index)
                 ),
             )
             .hint("A single key value is spread over too many blocks; CLUSTER the table or use a btree index.")
@@ -249,10 +280,12 @@ fn restructure_and_record(
     let (mut lower, mut upper, new_lo) = seg
         .split_half()
         .ok_or_else(|| internal(index, "page split found a single segment"))?;
-    if key >= new_lo {
-        upper.record(key, blkno, now);
-    } else {
-        lower.record(key, blkno, now);
+    if let Some((k, b)) = record {
+        if k >= new_lo {
+            upper.record(k, b, now);
+        } else {
+            lower.record(k, b, now);
+        }
     }
     if !lower.fits() || !upper.fits() {
         return Err(internal(index, "page halves do not fit after a split"));
@@ -292,4 +325,111 @@ pub fn read_all(index: sys::Relation) -> PgResult<(Meta, Vec<SegPage>)> {
     }
     drop(meta_buf);
     Ok((meta, pages))
+}
+
+/// The segment owning `key` (a copy) and its exclusive upper bound.
+pub fn segment_of(index: sys::Relation, key: i64) -> PgResult<(Segment, Option<i64>)> {
+    let (meta_buf, meta) = read_meta(index, Lock::Share)?;
+    let i = find_page(&meta.dir, key);
+    let page_hi = meta.dir.get(i + 1).map(|d| d.lo);
+    let (seg_buf, seg) = read_seg(index, meta.dir[i].blkno, Lock::Share)?;
+    drop(meta_buf);
+    let si = seg.find_segment(key);
+    let hi = seg.segment_hi(si, page_hi);
+    let s = seg.segs[si].clone();
+    drop(seg_buf);
+    Ok((s, hi))
+}
+
+/// Splits the segment owning `key` at the median of the keys its blocks
+/// really hold, with exact zones on both sides (blocks holding no key of a
+/// side are dropped from it). Reads those heap blocks while holding the
+/// segment page exclusively: an insert that reached the heap before the read
+/// is counted, one after it records itself after this write. Returns false
+/// when the segment cannot be split (one distinct key).
+pub fn split_exact(
+    index: sys::Relation,
+    heap: sys::Relation,
+    key: i64,
+    attno: i16,
+    width: u32,
+) -> PgResult<bool> {
+    let now = now();
+    let (meta_buf, mut meta) = read_meta(index, Lock::Exclusive)?;
+    let i = find_page(&meta.dir, key);
+    let page_hi = meta.dir.get(i + 1).map(|d| d.lo);
+    let (seg_buf, mut seg) = read_seg(index, meta.dir[i].blkno, Lock::Exclusive)?;
+    let si = seg.find_segment(key);
+    let lo = seg.segs[si].lo;
+    let hi = seg.segment_hi(si, page_hi);
+    let in_range = |k: i64| k >= lo && hi.is_none_or(|h| k < h);
+
+    let mut per_block: Vec<(u32, Vec<i64>)> = Vec::new();
+    for l in &seg.segs[si].listings {
+        let keys: Vec<i64> = crate::pg::heap::block_keys(heap, l.blkno, attno, width)?
+            .into_iter()
+            .filter_map(|t| t.key)
+            .filter(|&k| in_range(k))
+            .collect();
+        per_block.push((l.blkno, keys));
+    }
+    let mut all: Vec<i64> = per_block
+        .iter()
+        .flat_map(|(_, k)| k.iter().copied())
+        .collect();
+    all.sort_unstable();
+    let Some(at) = crate::core::placement::median_split(&all, lo) else {
+        return Ok(false);
+    };
+    if hi.is_some_and(|h| at >= h) {
+        return Ok(false);
+    }
+    let zone = |keys: &mut dyn Iterator<Item = i64>, blkno: u32| {
+        let (mut a, mut z) = (i64::MAX, i64::MIN);
+        let mut any = false;
+        for k in keys {
+            a = a.min(k);
+            z = z.max(k);
+            any = true;
+        }
+        any.then(|| Listing::from_bounds(a, z, blkno))
+    };
+    let mut lower = Vec::new();
+    let mut upper = Vec::new();
+    for (b, keys) in &per_block {
+        if let Some(l) = zone(&mut keys.iter().copied().filter(|&k| k < at), *b) {
+            lower.push(l);
+        }
+        if let Some(l) = zone(&mut keys.iter().copied().filter(|&k| k >= at), *b) {
+            upper.push(l);
+        }
+    }
+    lower.sort_unstable_by_key(|l| (l.zmin, l.blkno));
+    upper.sort_unstable_by_key(|l| (l.zmin, l.blkno));
+    let below = all.partition_point(|&k| k < at) as i64;
+    let s = &mut seg.segs[si];
+    let generation = s.split_generation.saturating_add(1);
+    s.listings = lower;
+    s.row_count = below;
+    s.split_generation = generation;
+    s.last_split_at = now;
+    s.updated_at = now;
+    seg.segs.insert(
+        si + 1,
+        Segment {
+            lo: at,
+            id: meta.next_segment_id,
+            row_count: all.len() as i64 - below,
+            split_generation: generation,
+            last_split_at: now,
+            updated_at: now,
+            listings: upper,
+        },
+    );
+    meta.next_segment_id += 1;
+    meta.nsegments += 1;
+    meta.dir[i].nsegs += 1;
+    bump(Counter::split);
+    write_structural(index, meta_buf, meta, seg_buf, seg, i, page_hi, now, None)?;
+    Ok(true)
 }

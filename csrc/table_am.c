@@ -1,0 +1,252 @@
+/*
+ * table_am.c: the clustered_heap routine. It is heap's routine with the
+ * insert paths wrapped: before heap places a tuple, Rust (src/am/table/)
+ * picks the block for its key and we make it heap's target block. Scans,
+ * MVCC, WAL, TOAST, VACUUM are heap's own.
+ */
+#include "postgres.h"
+
+#include "access/heapam.h"
+#include "catalog/index.h"
+#include "access/tableam.h"
+#include "catalog/pg_am.h"
+#include "commands/defrem.h"
+#include "executor/tuptable.h"
+#include "storage/bufmgr.h"
+#include "storage/lmgr.h"
+#include "utils/rel.h"
+#include "utils/syscache.h"
+#include "access/htup_details.h"
+#include "catalog/pg_class.h"
+
+#include "cpg.h"
+
+extern void cpg_raise(CpgStatus *st);
+extern Oid	cpg_clustered_index_of(Relation rel);
+extern Datum cpg_slot_key(TupleTableSlot *slot, int16 attno, bool *isnull);
+extern uint32 cpg_slot_tuple_len(TupleTableSlot *slot);
+extern Size cpg_heap_page_free(Relation rel, BlockNumber blkno);
+extern BlockNumber cpg_heap_extend_one(Relation rel);
+
+static TableAmRoutine cpg_routine;
+static const TableAmRoutine *heap_routine;
+
+/* The clustered_pk_index of a table, or InvalidOid. */
+Oid
+cpg_clustered_index_of(Relation rel)
+{
+	Oid			am = get_am_oid("clustered_pk_index", true);
+	List	   *indexes;
+	ListCell   *lc;
+	Oid			found = InvalidOid;
+
+	if (!OidIsValid(am))
+		return InvalidOid;
+	indexes = RelationGetIndexList(rel);
+	foreach(lc, indexes)
+	{
+		HeapTuple	tup = SearchSysCache1(RELOID, ObjectIdGetDatum(lfirst_oid(lc)));
+
+		if (!HeapTupleIsValid(tup))
+			continue;
+		if (((Form_pg_class) GETSTRUCT(tup))->relam == am)
+			found = lfirst_oid(lc);
+		ReleaseSysCache(tup);
+		if (OidIsValid(found))
+			break;
+	}
+	list_free(indexes);
+	return found;
+}
+
+Datum
+cpg_slot_key(TupleTableSlot *slot, int16 attno, bool *isnull)
+{
+	return slot_getattr(slot, attno, isnull);
+}
+
+/* Length of the tuple heap will store (before TOAST compression). */
+uint32
+cpg_slot_tuple_len(TupleTableSlot *slot)
+{
+	return ExecFetchSlotHeapTuple(slot, true, NULL)->t_len;
+}
+
+/* Free space of a heap page; 0 beyond the end of the table. */
+Size
+cpg_heap_page_free(Relation rel, BlockNumber blkno)
+{
+	Buffer		buf;
+	Size		free;
+
+	if (blkno >= RelationGetNumberOfBlocks(rel))
+		return 0;
+	buf = ReadBuffer(rel, blkno);
+	LockBuffer(buf, BUFFER_LOCK_SHARE);
+	free = PageIsNew(BufferGetPage(buf))
+		? BLCKSZ - SizeOfPageHeaderData - sizeof(ItemIdData)
+		: PageGetHeapFreeSpace(BufferGetPage(buf));
+	UnlockReleaseBuffer(buf);
+	return free;
+}
+
+/*
+ * Adds one zeroed page at the end of the table and returns its number; heap
+ * initialises it when the first tuple goes there (RelationGetBufferForTuple).
+ */
+BlockNumber
+cpg_heap_extend_one(Relation rel)
+{
+	Buffer		buf;
+	BlockNumber blkno;
+
+#if PG_VERSION_NUM >= 160000
+	buf = ExtendBufferedRel(BMR_REL(rel), MAIN_FORKNUM, NULL, 0);
+#else
+	LockRelationForExtension(rel, ExclusiveLock);
+	buf = ReadBuffer(rel, P_NEW);
+	UnlockRelationForExtension(rel, ExclusiveLock);
+#endif
+	blkno = BufferGetBlockNumber(buf);
+	ReleaseBuffer(buf);
+	return blkno;
+}
+
+/* Asks Rust for the block of the slot's key and makes it heap's target. */
+static void
+place(Relation rel, TupleTableSlot *slot, BulkInsertState bistate)
+{
+	CpgStatus	st = {0};
+	BlockNumber target = rs_place(rel, slot, &st);
+
+	cpg_raise(&st);
+	if (target == InvalidBlockNumber)
+		return;
+	RelationSetTargetBlock(rel, target);
+	/* heap prefers the bulk-insert buffer over the target block */
+	if (bistate)
+		ReleaseBulkInsertStatePin(bistate);
+}
+
+static void
+cpg_tuple_insert(Relation rel, TupleTableSlot *slot, CommandId cid, int options,
+				 BulkInsertState bistate)
+{
+	place(rel, slot, bistate);
+	heap_routine->tuple_insert(rel, slot, cid, options, bistate);
+}
+
+static void
+cpg_tuple_insert_speculative(Relation rel, TupleTableSlot *slot, CommandId cid,
+							 int options, BulkInsertState bistate, uint32 token)
+{
+	place(rel, slot, bistate);
+	heap_routine->tuple_insert_speculative(rel, slot, cid, options, bistate, token);
+}
+
+/* One tuple at a time, each to its own block (batches arrive unsorted). */
+static void
+cpg_multi_insert(Relation rel, TupleTableSlot **slots, int nslots, CommandId cid,
+				 int options, BulkInsertState bistate)
+{
+	int			i;
+
+	for (i = 0; i < nslots; i++)
+	{
+		place(rel, slots[i], bistate);
+		heap_routine->tuple_insert(rel, slots[i], cid, options, bistate);
+	}
+}
+
+#if PG_VERSION_NUM >= 160000
+static TM_Result
+cpg_tuple_update(Relation rel, ItemPointer otid, TupleTableSlot *slot, CommandId cid,
+				 Snapshot snapshot, Snapshot crosscheck, bool wait, TM_FailureData *tmfd,
+				 LockTupleMode *lockmode, TU_UpdateIndexes *update_indexes)
+#else
+static TM_Result
+cpg_tuple_update(Relation rel, ItemPointer otid, TupleTableSlot *slot, CommandId cid,
+				 Snapshot snapshot, Snapshot crosscheck, bool wait, TM_FailureData *tmfd,
+				 LockTupleMode *lockmode, bool *update_indexes)
+#endif
+{
+	/* heap keeps the new version on the old page when it fits there */
+	place(rel, slot, NULL);
+	return heap_routine->tuple_update(rel, otid, slot, cid, snapshot, crosscheck, wait,
+									  tmfd, lockmode, update_indexes);
+}
+
+/* TOAST tables of clustered_heap tables are plain heap. */
+static Oid
+cpg_relation_toast_am(Relation rel)
+{
+	return HEAP_TABLE_AM_OID;
+}
+
+/*
+ * heap's index build scans call heap_getnext(), which refuses any routine
+ * but heap's own; they read the table exactly as heap stores it, so run
+ * them with heap's routine in place, restored also on error.
+ */
+static double
+cpg_index_build_range_scan(Relation table_rel, Relation index_rel, IndexInfo *index_info,
+						   bool allow_sync, bool anyvisible, bool progress,
+						   BlockNumber start_blockno, BlockNumber numblocks,
+						   IndexBuildCallback callback, void *callback_state,
+						   TableScanDesc scan)
+{
+	const TableAmRoutine *saved = table_rel->rd_tableam;
+	double		result = 0;
+
+	table_rel->rd_tableam = heap_routine;
+	PG_TRY();
+	{
+		result = heap_routine->index_build_range_scan(table_rel, index_rel, index_info,
+													  allow_sync, anyvisible, progress,
+													  start_blockno, numblocks, callback,
+													  callback_state, scan);
+	}
+	PG_FINALLY();
+	{
+		table_rel->rd_tableam = saved;
+	}
+	PG_END_TRY();
+	return result;
+}
+
+static void
+cpg_index_validate_scan(Relation table_rel, Relation index_rel, IndexInfo *index_info,
+						Snapshot snapshot, ValidateIndexState *state)
+{
+	const TableAmRoutine *saved = table_rel->rd_tableam;
+
+	table_rel->rd_tableam = heap_routine;
+	PG_TRY();
+	{
+		heap_routine->index_validate_scan(table_rel, index_rel, index_info, snapshot, state);
+	}
+	PG_FINALLY();
+	{
+		table_rel->rd_tableam = saved;
+	}
+	PG_END_TRY();
+}
+
+PG_FUNCTION_INFO_V1(cpg_clustered_heap_handler);
+Datum
+cpg_clustered_heap_handler(PG_FUNCTION_ARGS)
+{
+	if (heap_routine == NULL)
+	{
+		heap_routine = GetHeapamTableAmRoutine();
+		cpg_routine = *heap_routine;
+		cpg_routine.tuple_insert = cpg_tuple_insert;
+		cpg_routine.tuple_insert_speculative = cpg_tuple_insert_speculative;
+		cpg_routine.multi_insert = cpg_multi_insert;
+		cpg_routine.tuple_update = cpg_tuple_update;
+		cpg_routine.relation_toast_am = cpg_relation_toast_am;
+		cpg_routine.index_build_range_scan = cpg_index_build_range_scan;
+		cpg_routine.index_validate_scan = cpg_index_validate_scan;
+	}
+	PG_RETURN_POINTER(&cpg_routine);
+}

@@ -1,0 +1,237 @@
+-- The seed's segment-map SQL surface, served from the index's own pages.
+CREATE EXTENSION clustered_pg;
+SET search_path = public;
+
+-- A helper view over one table's map (the seed's segment_map columns).
+CREATE TABLE sm (id bigint, payload text);
+CREATE INDEX sm_ck ON sm USING clustered_pk_index (id) WITH (split_threshold = 64);
+CREATE FUNCTION sm_summary(r regclass, OUT segments bigint, OUT rows_mapped bigint,
+                           OUT contiguous boolean, OUT within_threshold boolean)
+LANGUAGE sql AS $$
+  SELECT count(*), coalesce(sum(row_count), 0),
+         bool_and(CASE WHEN prev_to IS NULL THEN minor_from = -9223372036854775808
+                       ELSE minor_from = prev_to + 1 END)
+           AND max(minor_to) = 9223372036854775807,
+         bool_and(row_count <= split_threshold)
+    FROM (SELECT s.*, lag(minor_to) OVER (ORDER BY minor_from) AS prev_to
+            FROM clustered_pg.segment_map_of(r) s) x
+$$;
+
+-- Empty table: one segment owning every key.
+SELECT * FROM sm_summary('sm');
+SELECT major_key IS NOT NULL AS has_id, minor_from, minor_to, split_threshold,
+       target_fillfactor, auto_repack_interval, row_count, split_generation,
+       last_split_at IS NULL AS never_split
+  FROM clustered_pg.segment_map_of('sm');
+
+-- Locator contract: major = the segment owning the key, minor = the key.
+-- Wide rows (~35 per heap block): a segment can only split between blocks,
+-- so row_count <= split_threshold holds when a block holds fewer rows than that.
+INSERT INTO sm SELECT g, repeat('a', 200) FROM generate_series(1, 10000) g;
+SELECT clustered_pg.locator_minor(clustered_pg.segment_map_allocate_locator('sm'::regclass::oid, 4242)) AS minor,
+       clustered_pg.locator_major(clustered_pg.segment_map_allocate_locator('sm'::regclass::oid, 4242))
+         = (SELECT major_key FROM clustered_pg.segment_map_of('sm') WHERE 4242 BETWEEN minor_from AND minor_to)
+         AS major_is_owning_segment;
+SELECT count(*) AS keys_checked,
+       bool_and(clustered_pg.locator_eq(clustered_pg.segment_map_allocate_locator_regclass('sm', k),
+                clustered_pg.segment_map_next_locator('sm_ck', k))) AS regclass_variants_agree,
+       bool_and(clustered_pg.locator_major(clustered_pg.segment_map_next_locator('sm', k)) = s.major_key) AS majors_match
+  FROM generate_series(-5, 10100, 37) k
+  JOIN clustered_pg.segment_map_of('sm') s ON k BETWEEN s.minor_from AND s.minor_to;
+SELECT clustered_pg.locator_eq(clustered_pg.segment_map_next_locator('sm', -9223372036854775808),
+       clustered_pg.locator_pack((SELECT major_key FROM clustered_pg.segment_map_of('sm')
+                                  ORDER BY minor_from LIMIT 1), -9223372036854775808)) AS lowest_key_first_segment;
+
+-- Allocator growth: 10k, then 50k more appended rows.
+SELECT segments > 100 AS grew, rows_mapped, contiguous, within_threshold FROM sm_summary('sm');
+CREATE TEMP TABLE growth AS SELECT segments AS after_10k FROM sm_summary('sm');
+INSERT INTO sm SELECT g, repeat('b', 200) FROM generate_series(10001, 60000) g;
+SELECT s.segments > g.after_10k * 4 AS grew_with_50k, rows_mapped, contiguous, within_threshold
+  FROM sm_summary('sm') s, growth g;
+SELECT count(*) AS violations FROM clustered_pg.verify('sm');
+-- The all-indexes view shows the same rows.
+SELECT (SELECT count(*) FROM clustered_pg.segment_map WHERE relation_oid = 'sm'::regclass)
+     = (SELECT count(*) FROM clustered_pg.segment_map_of('sm')) AS view_matches;
+SELECT count(*) = 0 AS view_rows_identical FROM (
+  (SELECT * FROM clustered_pg.segment_map WHERE relation_oid = 'sm'::regclass
+   EXCEPT SELECT * FROM clustered_pg.segment_map_of('sm'))
+  UNION ALL
+  (SELECT * FROM clustered_pg.segment_map_of('sm')
+   EXCEPT SELECT * FROM clustered_pg.segment_map WHERE relation_oid = 'sm'::regclass)) d;
+
+-- Statistics.
+SELECT relation_oid = 'sm'::regclass AS right_table, segment_count = (SELECT count(*) FROM clustered_pg.segment_map_of('sm')) AS segment_count_ok,
+       total_rows, max_rows_per_segment <= 64 AS max_ok, min_rows_per_segment > 0 AS min_ok,
+       avg_rows_per_segment BETWEEN min_rows_per_segment AND max_rows_per_segment AS avg_ok,
+       listings >= segment_count AS listings_ok, fragmented_segments,
+       index_pages >= 2 AS index_pages_ok,
+       heap_blocks_listed = pg_relation_size('sm') / current_setting('block_size')::int AS lists_every_block
+  FROM clustered_pg.segment_map_stats('sm');
+
+-- Descending appends (the anti-pattern) and churn.
+CREATE TABLE sd (id int, payload text);
+CREATE INDEX sd_ck ON sd USING clustered_pk_index (id) WITH (split_threshold = 32);
+INSERT INTO sd SELECT g, repeat('d', 300) FROM generate_series(5000, 1, -1) g;
+SELECT segments > 5000 / 32 AS split_under_descending, rows_mapped, contiguous, within_threshold
+  FROM sm_summary('sd');
+DELETE FROM sd WHERE id % 3 = 0;
+INSERT INTO sd SELECT g, 'churn' FROM generate_series(1, 5000) g WHERE g % 3 = 0;
+DELETE FROM sd WHERE id % 7 = 0;
+INSERT INTO sd SELECT g, 'churn2' FROM generate_series(1, 5000) g WHERE g % 7 = 0;
+SELECT count(*) AS violations FROM clustered_pg.verify('sd');
+SELECT count(*) AS live_rows FROM sd;
+-- Deleted rows stay counted until the segments are touched (recounted).
+SELECT rows_mapped >= 5000 AS counts_include_churn FROM sm_summary('sd');
+VACUUM sd;
+SELECT sum(clustered_pg.segment_map_touch('sd', major_key)) AS recounted
+  FROM clustered_pg.segment_map_of('sd');
+SELECT rows_mapped = (SELECT count(*) FROM sd) AS exact_after_touch, contiguous
+  FROM sm_summary('sd');
+SELECT bool_and(updated_at IS NOT NULL) AS touched FROM clustered_pg.segment_map_of('sd');
+SELECT count(*) AS violations_after_touch FROM clustered_pg.verify('sd');
+
+-- target_fillfactor bounds.
+CREATE TABLE sf (id bigint);
+CREATE INDEX sf_lo ON sf USING clustered_pk_index (id) WITH (target_fillfactor = 10);
+SELECT DISTINCT target_fillfactor FROM clustered_pg.segment_map_of('sf_lo');
+DROP INDEX sf_lo;
+CREATE INDEX sf_hi ON sf USING clustered_pk_index (id) WITH (target_fillfactor = 100);
+SELECT DISTINCT target_fillfactor FROM clustered_pg.segment_map_of('sf');
+DROP INDEX sf_hi;
+CREATE INDEX sf_bad ON sf USING clustered_pk_index (id) WITH (target_fillfactor = 9);
+CREATE INDEX sf_bad ON sf USING clustered_pk_index (id) WITH (target_fillfactor = 101);
+CREATE INDEX sf_ck ON sf USING clustered_pk_index (id);
+SELECT DISTINCT split_threshold, target_fillfactor, auto_repack_interval
+  FROM clustered_pg.segment_map_of('sf');
+
+-- Rebuild with fault injection leaves the map exactly as it was.
+CREATE TEMP TABLE before_map AS SELECT * FROM clustered_pg.segment_map_of('sd');
+SELECT success, rows_seen, segments = (SELECT count(*) FROM before_map) AS segments_unchanged
+  FROM clustered_pg.segment_map_rebuild_from_index('sd', 100);
+SELECT count(*) AS rows_differing FROM (
+  (SELECT * FROM before_map EXCEPT SELECT * FROM clustered_pg.segment_map_of('sd'))
+  UNION ALL
+  (SELECT * FROM clustered_pg.segment_map_of('sd') EXCEPT SELECT * FROM before_map)) d;
+SELECT count(*) AS violations FROM clustered_pg.verify('sd');
+-- Without the fault the rebuild replaces the map with exact counts.
+SELECT success, rows_seen = (SELECT count(*) FROM sd) AS saw_every_row,
+       segments = (SELECT count(*) FROM clustered_pg.segment_map_of('sd')) AS segments_ok
+  FROM clustered_pg.segment_map_rebuild_from_index('sd');
+SELECT rows_mapped = (SELECT count(*) FROM sd) AS exact, contiguous, within_threshold FROM sm_summary('sd');
+SELECT count(*) AS violations FROM clustered_pg.verify('sd');
+SELECT * FROM clustered_pg.segment_map_rebuild_from_index('sd', -1);
+
+-- segment_map_tids: computed through the map, one row per live tuple.
+SELECT count(*) = (SELECT count(*) FROM sd) AS one_row_per_tuple
+  FROM clustered_pg.segment_map_tids_of('sd');
+SELECT count(*) = (SELECT count(*) FROM sd) AS tids_match_table
+  FROM clustered_pg.segment_map_tids_of('sd') t JOIN sd ON sd.ctid = t.tuple_tid AND sd.id = t.minor_key;
+SELECT bool_and(t.minor_key BETWEEN m.minor_from AND m.minor_to) AS keys_in_their_segment
+  FROM clustered_pg.segment_map_tids_of('sd') t
+  JOIN clustered_pg.segment_map_of('sd') m USING (major_key);
+DELETE FROM sd WHERE id % 2 = 0;
+VACUUM sd;
+SELECT count(*) = (SELECT count(*) FROM sd) AS no_stale_tids_after_vacuum,
+       count(*) AS tids
+  FROM clustered_pg.segment_map_tids WHERE relation_oid = 'sd'::regclass;
+SELECT clustered_pg.segment_map_tids_gc('sd') AS collected;
+
+-- Repack heuristic: fragmented segments idle for longer than the interval.
+SELECT clustered_pg.segment_map_count_repack_due('sd') AS due_default_interval;
+CREATE TABLE sr (id bigint);
+CREATE INDEX sr_ck ON sr USING clustered_pk_index (id) WITH (auto_repack_interval = 1);
+INSERT INTO sr SELECT g FROM generate_series(1, 2000) g;
+INSERT INTO sr SELECT g FROM generate_series(1, 2000) g;
+SELECT fragmented_segments > 0 AS has_fragmented FROM clustered_pg.segment_map_stats('sr');
+SELECT clustered_pg.segment_map_count_repack_due('sr') AS due_right_away;
+SELECT pg_sleep(1.2);
+SELECT clustered_pg.segment_map_count_repack_due('sr')
+     = (SELECT fragmented_segments FROM clustered_pg.segment_map_stats('sr')) AS all_fragmented_due;
+ALTER INDEX sr_ck SET (auto_repack_interval = 0);
+SELECT clustered_pg.segment_map_count_repack_due('sr') AS due_when_disabled;
+
+-- Lifecycle: COPY, REINDEX, and aggregates in DO blocks.
+CREATE TABLE sl (i int, t text);
+CREATE INDEX sl_ck ON sl USING clustered_pk_index (i) WITH (split_threshold = 16);
+COPY sl FROM stdin;
+1	one
+2	two
+3	three
+5	five
+8	eight
+\.
+INSERT INTO sl SELECT g, 'g' FROM generate_series(10, 300) g;
+REINDEX INDEX sl_ck;
+DO $$
+DECLARE n bigint; m int; a int[];
+BEGIN
+  SELECT count(*), max(i), array_agg(i ORDER BY i) INTO n, m, a FROM sl WHERE i < 10;
+  IF n <> 5 OR m <> 8 OR a <> ARRAY[1,2,3,5,8] THEN
+    RAISE EXCEPTION 'after REINDEX: n=% m=% a=%', n, m, a;
+  END IF;
+  IF (SELECT sum(row_count) FROM clustered_pg.segment_map_of('sl')) <> (SELECT count(*) FROM sl) THEN
+    RAISE EXCEPTION 'segment_map out of step after REINDEX';
+  END IF;
+END $$;
+COPY sl FROM stdin;
+4	four
+6	six
+7	seven
+\.
+DO $$
+DECLARE n bigint; m int; a int[];
+BEGIN
+  SELECT count(*), max(i), array_agg(i ORDER BY i) INTO n, m, a FROM sl WHERE i < 10;
+  IF n <> 8 OR m <> 8 OR a <> ARRAY[1,2,3,4,5,6,7,8] THEN
+    RAISE EXCEPTION 'after COPY: n=% m=% a=%', n, m, a;
+  END IF;
+  IF (SELECT sum(row_count) FROM clustered_pg.segment_map WHERE relation_oid = 'sl'::regclass)
+     <> (SELECT count(*) FROM sl) THEN
+    RAISE EXCEPTION 'segment_map out of step after COPY';
+  END IF;
+END $$;
+SELECT rows_mapped, contiguous FROM sm_summary('sl');
+
+-- Bad input: clear errors.
+SELECT * FROM clustered_pg.segment_map_of(NULL);
+SELECT * FROM clustered_pg.segment_map_tids_of(NULL);
+SELECT * FROM clustered_pg.segment_map_stats(NULL);
+SELECT clustered_pg.segment_map_count_repack_due(NULL);
+SELECT clustered_pg.segment_map_touch(NULL, 1);
+SELECT clustered_pg.segment_map_touch('sd', NULL);
+SELECT clustered_pg.segment_map_touch('sd', -42);
+SELECT clustered_pg.segment_map_tids_gc(NULL);
+SELECT * FROM clustered_pg.segment_map_rebuild_from_index(NULL);
+SELECT clustered_pg.segment_map_allocate_locator(NULL, 1);
+SELECT clustered_pg.segment_map_allocate_locator('sd'::regclass::oid, NULL);
+SELECT clustered_pg.segment_map_next_locator('sd', NULL);
+SELECT * FROM clustered_pg.segment_map_of('pg_class');
+CREATE TABLE splain (id int);
+CREATE INDEX splain_bt ON splain (id);
+SELECT * FROM clustered_pg.segment_map_of('splain');
+SELECT * FROM clustered_pg.segment_map_stats('splain_bt');
+CREATE SEQUENCE sseq;
+SELECT * FROM clustered_pg.segment_map_of('sseq');
+SELECT clustered_pg.segment_map_allocate_locator(0, 1);
+SELECT clustered_pg.segment_map_allocate_locator(123456789, 1);
+
+-- Privileges: readers need SELECT, maintenance needs ownership.
+CREATE ROLE cpg_sm_reader;
+SET ROLE cpg_sm_reader;
+SELECT * FROM clustered_pg.segment_map_stats('sd');
+SELECT count(*) AS visible_in_view FROM clustered_pg.segment_map WHERE relation_oid = 'sd'::regclass;
+RESET ROLE;
+GRANT SELECT ON sd TO cpg_sm_reader;
+SET ROLE cpg_sm_reader;
+SELECT count(*) > 0 AS reader_sees_map FROM clustered_pg.segment_map WHERE relation_oid = 'sd'::regclass;
+SELECT clustered_pg.segment_map_touch('sd', (SELECT min(major_key) FROM clustered_pg.segment_map_of('sd')));
+SELECT clustered_pg.segment_map_tids_gc('sd');
+SELECT * FROM clustered_pg.segment_map_rebuild_from_index('sd');
+RESET ROLE;
+REVOKE SELECT ON sd FROM cpg_sm_reader;
+DROP ROLE cpg_sm_reader;
+
+DROP TABLE sm, sd, sf, sr, sl, splain;
+DROP SEQUENCE sseq;
+DROP FUNCTION sm_summary(regclass);
+DROP EXTENSION clustered_pg;

@@ -1,0 +1,100 @@
+//! `rs_place`: the heap block a new tuple should go to, from its key and the
+//! clustered map. Gathers the inputs (key, tuple size, the owning segment's
+//! blocks and their free space), asks `core::placement`, and applies a
+//! split or a fresh block when told to. heap then inserts into that block;
+//! if a concurrent insert took the last bytes, heap puts the tuple
+//! elsewhere and the index records where it really landed.
+
+use crate::am::index::map;
+use crate::core::counters::{bump, Counter};
+use crate::core::placement::{fits, place, rows_per_page, split_floor, Decision, Listed};
+use crate::pg::error::{codes, entry, guard, CpgStatus, PgError, PgResult};
+use crate::pg::rel::{self, OpenRel};
+use crate::pg::sys;
+
+/// InvalidBlockNumber: no preference (a table without a clustered index).
+const NO_BLOCK: u32 = u32::MAX;
+
+fn choose(heap: sys::Relation, slot: *mut sys::TupleTableSlot) -> PgResult<u32> {
+    // SAFETY: heap is the open target relation.
+    let index_oid = guard(|| unsafe { sys::cpg_clustered_index_of(heap) })?;
+    if index_oid == 0 {
+        return Ok(NO_BLOCK);
+    }
+    // The executor already holds this lock on the index.
+    let index = OpenRel::index(index_oid, sys::RowExclusiveLock as i32)?;
+    let ix = index.rel();
+    let attno = rel::index_heap_attno(ix);
+    let width = rel::key_width(ix)?;
+    let mut isnull = false;
+    let np = &mut isnull as *mut bool;
+    // SAFETY: slot is the tuple being inserted.
+    let datum = guard(|| unsafe { sys::cpg_slot_key(slot, attno, np) })?;
+    if isnull {
+        return Err(PgError::new(
+            codes::NOT_NULL_VIOLATION,
+            format!(
+                "null value in the clustered key of table \"{}\"",
+                rel::name(heap)
+            ),
+        )
+        .hint("A clustered_heap table orders rows by its clustered_pk_index key, which cannot be NULL; declare the column NOT NULL."));
+    }
+    let key = rel::key_from_datum(datum, width);
+    // SAFETY: as above; materialises the tuple heap is about to store.
+    let len = guard(|| unsafe { sys::cpg_slot_tuple_len(slot) })? as usize;
+    // TOAST keeps stored tuples near 2 kB at most.
+    let len = len.min(2032);
+    let opts = rel::index_options(ix);
+    let floor = split_floor(
+        rows_per_page(len, opts.target_fillfactor),
+        i64::from(opts.split_threshold),
+    );
+    for _ in 0..3 {
+        let (seg, _hi) = map::segment_of(ix, key)?;
+        let listed: Vec<Listed> = seg
+            .listings
+            .iter()
+            .map(|l| Listed {
+                blkno: l.blkno,
+                zmin: l.zmin,
+                zmax: l.zmax(),
+            })
+            .collect();
+        let mut failed: Option<PgError> = None;
+        let decision = place(key, &listed, seg.row_count, floor, |b, fill| {
+            // SAFETY: heap is open; reads one page's free space.
+            match guard(|| unsafe { sys::cpg_heap_page_free(heap, b) }) {
+                Ok(free) => fits(free, len, fill, opts.target_fillfactor),
+                Err(e) => {
+                    failed.get_or_insert(e);
+                    false
+                }
+            }
+        });
+        if let Some(e) = failed {
+            return Err(e);
+        }
+        match decision {
+            Decision::Block(b) => return Ok(b),
+            Decision::Fresh => break,
+            Decision::Split => {
+                if !map::split_exact(ix, heap, key, attno, width)? {
+                    break;
+                }
+            }
+        }
+    }
+    bump(Counter::split);
+    // SAFETY: extends the table by one empty page.
+    guard(|| unsafe { sys::cpg_heap_extend_one(heap) })
+}
+
+#[no_mangle]
+pub extern "C" fn rs_place(
+    heap: sys::Relation,
+    slot: *mut sys::TupleTableSlot,
+    st: *mut CpgStatus,
+) -> u32 {
+    entry(st, NO_BLOCK, || choose(heap, slot))
+}

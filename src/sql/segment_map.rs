@@ -1,0 +1,313 @@
+//! The seed's segment-map SQL surface, served from the clustered_pk_index's
+//! own pages (docs/seed-compat.md, "Segment-map API"). Nothing here is stored
+//! in SQL tables: `segment_map` rows are the map's segments, and
+//! `segment_map_tids` is computed on the fly from the heap blocks the map
+//! lists, so it can never drift from the table or duplicate it.
+//!
+//! Readers need SELECT on the table; writers (`segment_map_touch`,
+//! `segment_map_tids_gc`, the rebuild) need to own it.
+
+use crate::am::index::map;
+use crate::core::locator::Locator;
+use crate::core::seedapi::{owning_segment, repack_due, segment_rows, stats};
+use crate::pg::buffer::{Lock, LockedBuffer, XLogRecord};
+use crate::pg::datum::{fixed_datum, from_i32, from_i64, to_i64, Args};
+use crate::pg::error::{check_for_interrupts, codes, guard, CpgStatus, PgError, PgResult};
+use crate::pg::heap;
+use crate::pg::rel::{self, OpenRel};
+use crate::pg::srf::Rows;
+use crate::pg::sys::{self, Datum, FunctionCallInfo};
+use crate::sql::sql_entry;
+
+extern "C" {
+    /// utils/acl.h; same signature in every supported major.
+    fn has_privs_of_role(member: sys::Oid, role: sys::Oid) -> bool;
+}
+
+fn relation_arg(a: &Args, func: &str) -> PgResult<sys::Oid> {
+    Ok(a.required(0, func, "relation")? as sys::Oid)
+}
+
+/// Opens the table and its clustered_pk_index for reading (SELECT needed).
+fn open_reader(oid: sys::Oid, table_lock: u32) -> PgResult<(OpenRel, OpenRel)> {
+    rel::open_clustered(oid, table_lock as i32)
+}
+
+/// Opens them for a maintenance call: the current user must own the table.
+fn open_writer(oid: sys::Oid, table_lock: u32, func: &str) -> PgResult<(OpenRel, OpenRel)> {
+    let (h, ix) = rel::open_clustered(oid, table_lock as i32)?;
+    let hr = h.rel();
+    // SAFETY: rd_rel is set on an open relation.
+    let owner = unsafe { (*(*hr).rd_rel).relowner };
+    // SAFETY: catalog lookups for the current user.
+    let ok = guard(|| unsafe { has_privs_of_role(sys::GetUserId(), owner) })?;
+    if !ok {
+        return Err(PgError::new(
+            codes::INSUFFICIENT_PRIVILEGE,
+            format!("{func}: must be owner of table {}", rel::name(hr)),
+        )
+        .hint("Maintenance of the segment map is reserved to the table's owner."));
+    }
+    Ok((h, ix))
+}
+
+fn ts_datum(v: i64) -> (Datum, bool) {
+    if v == 0 {
+        (0, true)
+    } else {
+        (from_i64(v), false)
+    }
+}
+
+/// `segment_map_of(regclass)`: one row per segment (the seed's
+/// `segment_map` columns).
+#[no_mangle]
+pub extern "C" fn rs_segment_map_of(fcinfo: FunctionCallInfo, st: *mut CpgStatus) -> Datum {
+    sql_entry(fcinfo, st, |a| {
+        let oid = relation_arg(a, "segment_map_of")?;
+        let (h, ix) = open_reader(oid, sys::AccessShareLock)?;
+        let opts = rel::index_options(ix.rel());
+        let (_meta, pages) = map::read_all(ix.rel())?;
+        let table = rel::relid(h.rel());
+        let mut out = Rows::start(a.fcinfo())?;
+        for r in segment_rows(&pages) {
+            let (split_at, split_null) = ts_datum(r.last_split_at);
+            let (upd, upd_null) = ts_datum(r.updated_at);
+            let vals = [
+                table as Datum,
+                from_i64(r.id),
+                from_i64(r.minor_from),
+                from_i64(r.minor_to),
+                from_i32(opts.split_threshold),
+                from_i32(opts.target_fillfactor),
+                from_i32(opts.auto_repack_interval),
+                from_i64(r.row_count),
+                from_i32(r.split_generation.min(i32::MAX as u32) as i32),
+                split_at,
+                upd,
+            ];
+            let nulls = [
+                false, false, false, false, false, false, false, false, false, split_null, upd_null,
+            ];
+            out.push(&vals, &nulls)?;
+        }
+        Ok(0)
+    })
+}
+
+fn tid_datum(blkno: u32, off: u16) -> PgResult<Datum> {
+    // ItemPointerData: bi_hi, bi_lo, ip_posid (native-endian uint16s).
+    let mut b = [0u8; 6];
+    b[0..2].copy_from_slice(&((blkno >> 16) as u16).to_ne_bytes());
+    b[2..4].copy_from_slice(&((blkno & 0xFFFF) as u16).to_ne_bytes());
+    b[4..6].copy_from_slice(&off.to_ne_bytes());
+    fixed_datum(&b)
+}
+
+/// `segment_map_tids_of(regclass)`: every tuple some transaction may still
+/// see, found through the map: for each segment, the heap blocks it lists,
+/// keeping the tuples whose key the segment owns. Computed, never stored.
+#[no_mangle]
+pub extern "C" fn rs_segment_map_tids_of(fcinfo: FunctionCallInfo, st: *mut CpgStatus) -> Datum {
+    sql_entry(fcinfo, st, |a| {
+        let oid = relation_arg(a, "segment_map_tids_of")?;
+        let (h, ix) = open_reader(oid, sys::AccessShareLock)?;
+        let (hr, ir) = (h.rel(), ix.rel());
+        let width = rel::key_width(ir)?;
+        let attno = rel::index_heap_attno(ir);
+        let (_meta, pages) = map::read_all(ir)?;
+        let nblocks = heap::nblocks(hr)?;
+        let table = rel::relid(hr);
+        let segs: Vec<_> = pages.iter().flat_map(|p| &p.segs).collect();
+        let rows = segment_rows(&pages);
+        let mut out = Rows::start(a.fcinfo())?;
+        for (s, r) in segs.iter().zip(&rows) {
+            let mut blocks: Vec<u32> = s.listings.iter().map(|l| l.blkno).collect();
+            blocks.sort_unstable();
+            blocks.dedup();
+            let (upd, upd_null) = ts_datum(r.updated_at);
+            for blk in blocks {
+                check_for_interrupts()?;
+                if blk >= nblocks {
+                    // A listing past the end of a truncated heap names no tuple.
+                    continue;
+                }
+                let mut tuples = heap::block_keys(hr, blk, attno, width)?;
+                tuples.sort_unstable_by_key(|t| t.offnum);
+                for t in tuples {
+                    let Some(key) = t.key else { continue };
+                    if key < r.minor_from || key > r.minor_to {
+                        continue;
+                    }
+                    let vals = [
+                        table as Datum,
+                        from_i64(r.id),
+                        from_i64(key),
+                        tid_datum(blk, t.offnum)?,
+                        upd,
+                    ];
+                    out.push(&vals, &[false, false, false, false, upd_null])?;
+                }
+            }
+        }
+        Ok(0)
+    })
+}
+
+/// `segment_map_stats(regclass)`: one summary row.
+#[no_mangle]
+pub extern "C" fn rs_segment_map_stats(fcinfo: FunctionCallInfo, st: *mut CpgStatus) -> Datum {
+    sql_entry(fcinfo, st, |a| {
+        let oid = relation_arg(a, "segment_map_stats")?;
+        let (h, ix) = open_reader(oid, sys::AccessShareLock)?;
+        let (_meta, pages) = map::read_all(ix.rel())?;
+        let s = stats(&pages);
+        let mut out = Rows::start(a.fcinfo())?;
+        let vals = [
+            rel::relid(h.rel()) as Datum,
+            from_i64(s.segment_count),
+            from_i64(s.total_rows),
+            from_i64(s.min_rows),
+            s.avg_rows.to_bits() as Datum,
+            from_i64(s.max_rows),
+            from_i64(s.listings),
+            from_i64(s.fragmented_segments),
+            from_i64(s.index_pages),
+            from_i64(s.heap_blocks_listed),
+        ];
+        out.push(&vals, &[false; 10])?;
+        Ok(0)
+    })
+}
+
+/// `segment_map_count_repack_due(regclass)`: fragmented segments unchanged
+/// for longer than the index's `auto_repack_interval` (0 = never due).
+#[no_mangle]
+pub extern "C" fn rs_segment_map_count_repack_due(
+    fcinfo: FunctionCallInfo,
+    st: *mut CpgStatus,
+) -> Datum {
+    sql_entry(fcinfo, st, |a| {
+        let oid = relation_arg(a, "segment_map_count_repack_due")?;
+        let (_h, ix) = open_reader(oid, sys::AccessShareLock)?;
+        let interval = rel::index_options(ix.rel()).auto_repack_interval;
+        let (_meta, pages) = map::read_all(ix.rel())?;
+        let now = map::now();
+        let n = segment_rows(&pages)
+            .iter()
+            .filter(|r| repack_due(r, now, interval))
+            .count();
+        Ok(from_i64(n as i64))
+    })
+}
+
+/// `segment_map_touch(regclass, major_key)`: recounts one segment's rows
+/// from the heap blocks it lists (keys within its range, tuples some
+/// transaction may still see) and writes the exact count and `updated_at`
+/// to its segment page (GenericXLog). The table is locked in SHARE mode, so
+/// no insert runs meanwhile. Returns the new row count.
+#[no_mangle]
+pub extern "C" fn rs_segment_map_touch(fcinfo: FunctionCallInfo, st: *mut CpgStatus) -> Datum {
+    sql_entry(fcinfo, st, |a| {
+        let func = "segment_map_touch";
+        let oid = relation_arg(a, func)?;
+        let major = to_i64(a.required(1, func, "major_key")?);
+        let (h, ix) = open_writer(oid, sys::ShareLock, func)?;
+        let (hr, ir) = (h.rel(), ix.rel());
+        let width = rel::key_width(ir)?;
+        let attno = rel::index_heap_attno(ir);
+        let (_meta, pages) = map::read_all(ir)?;
+        let rows = segment_rows(&pages);
+        let segs: Vec<_> = pages.iter().flat_map(|p| &p.segs).collect();
+        let Some(pos) = rows.iter().position(|r| r.id == major) else {
+            return Err(PgError::new(
+                codes::INVALID_PARAMETER_VALUE,
+                format!("{func}: index \"{}\" has no segment {major}", rel::name(ir)),
+            )
+            .hint("Pick a major_key from clustered_pg.segment_map_of(...)."));
+        };
+        let r = rows[pos];
+        let nblocks = heap::nblocks(hr)?;
+        let mut blocks: Vec<u32> = segs[pos].listings.iter().map(|l| l.blkno).collect();
+        blocks.sort_unstable();
+        blocks.dedup();
+        let mut count = 0i64;
+        for blk in blocks.into_iter().filter(|&b| b < nblocks) {
+            check_for_interrupts()?;
+            count += heap::block_keys(hr, blk, attno, width)?
+                .iter()
+                .filter_map(|t| t.key)
+                .filter(|&k| k >= r.minor_from && k <= r.minor_to)
+                .count() as i64;
+        }
+        // Metapage shared, then the segment page exclusive (map.rs order).
+        let now = map::now();
+        let (meta_buf, meta) = map::read_meta(ir, Lock::Share)?;
+        let pi = crate::core::segmap::find_page(&meta.dir, r.minor_from);
+        let seg_buf = LockedBuffer::read(ir, meta.dir[pi].blkno, Lock::Exclusive)?;
+        drop(meta_buf);
+        let mut page = map::decode_seg(ir, seg_buf.page())?;
+        let Some(seg) = page.segs.iter_mut().find(|s| s.id == major) else {
+            return Err(PgError::new(
+                codes::sqlstate(b"40001"),
+                format!("{func}: segment {major} moved while it was being counted"),
+            )
+            .hint("Retry the call."));
+        };
+        seg.row_count = count;
+        seg.updated_at = now;
+        let mut x = XLogRecord::start(ir)?;
+        map::write_seg(x.register(&seg_buf, false)?, &page)?;
+        x.finish()?;
+        Ok(from_i64(count))
+    })
+}
+
+/// `segment_map_tids_gc(regclass)`: the native map stores no TIDs, so
+/// there is nothing to collect; kept for compatibility, returns 0 after the
+/// same checks as the other maintenance calls.
+#[no_mangle]
+pub extern "C" fn rs_segment_map_tids_gc(fcinfo: FunctionCallInfo, st: *mut CpgStatus) -> Datum {
+    sql_entry(fcinfo, st, |a| {
+        let oid = relation_arg(a, "segment_map_tids_gc")?;
+        let _ = open_writer(oid, sys::AccessShareLock, "segment_map_tids_gc")?;
+        Ok(from_i64(0))
+    })
+}
+
+/// `segment_map_index_for_write(regclass)`: the clustered_pk_index of a
+/// table (or the index itself) after the owner check; used by the
+/// rebuild's SQL wrapper to name the index it REINDEXes.
+#[no_mangle]
+pub extern "C" fn rs_segment_map_index_for_write(
+    fcinfo: FunctionCallInfo,
+    st: *mut CpgStatus,
+) -> Datum {
+    sql_entry(fcinfo, st, |a| {
+        let oid = relation_arg(a, "segment_map_rebuild_from_index")?;
+        let (_h, ix) = open_writer(oid, sys::AccessShareLock, "segment_map_rebuild_from_index")?;
+        Ok(rel::relid(ix.rel()) as Datum)
+    })
+}
+
+/// `segment_map_allocate_locator[_regclass]` / `segment_map_next_locator`:
+/// the locator `(major = id of the segment owning the key, minor = key)`
+/// per the current map. Read-only: placement happens in the table AM.
+#[no_mangle]
+pub extern "C" fn rs_segment_map_locator(fcinfo: FunctionCallInfo, st: *mut CpgStatus) -> Datum {
+    sql_entry(fcinfo, st, |a| {
+        let func = "segment_map_allocate_locator";
+        let oid = relation_arg(a, func)?;
+        let key = to_i64(a.required(1, func, "minor")?);
+        let (_h, ix) = open_reader(oid, sys::AccessShareLock)?;
+        let (_meta, pages) = map::read_all(ix.rel())?;
+        let major = owning_segment(&pages, key).ok_or_else(|| {
+            PgError::new(
+                codes::INDEX_CORRUPTED,
+                format!("index \"{}\" has no segment", rel::name(ix.rel())),
+            )
+            .hint("REINDEX the index to rebuild it.")
+        })?;
+        fixed_datum(&Locator::new(major, key).to_bytes())
+    })
+}
