@@ -239,18 +239,20 @@ VACUUM ANALYZE bench.churn_ops;
 
 def variant_ddl(v):
     t = "bench." + v
+    ck_with = os.environ.get("BENCH_CK_WITH", "").strip()
+    ckw = f" WITH ({ck_with})" if ck_with else ""
     cols = "id bigint NOT NULL, ts timestamptz NOT NULL, payload text NOT NULL"
     if v in ("heap_btree", "heap_cluster"):
         return [f"CREATE TABLE {t} ({cols}, CONSTRAINT {v}_pkey PRIMARY KEY (id));"]
     if v == "heap_ck":
         return [f"CREATE TABLE {t} ({cols});",
-                f"CREATE INDEX {v}_ck ON {t} USING clustered_pk_index (id);"]
+                f"CREATE INDEX {v}_ck ON {t} USING clustered_pk_index (id){ckw};"]
     if v in ("clustered", "clustered_repack"):
         return [f"CREATE TABLE {t} ({cols}) USING clustered_heap;",
-                f"CREATE INDEX {v}_ck ON {t} USING clustered_pk_index (id);"]
+                f"CREATE INDEX {v}_ck ON {t} USING clustered_pk_index (id){ckw};"]
     if v == "clustered_pk":
         return [f"CREATE TABLE {t} ({cols}, CONSTRAINT {v}_pkey PRIMARY KEY (id)) USING clustered_heap;",
-                f"CREATE INDEX {v}_ck ON {t} USING clustered_pk_index (id);"]
+                f"CREATE INDEX {v}_ck ON {t} USING clustered_pk_index (id){ckw};"]
     raise ValueError(v)
 
 
@@ -566,6 +568,7 @@ def cmd_measure():
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "params": {"N": n, "order": order, "seed": seed, "queries_per_shape": reps,
                    "tps_seconds": tps_secs, "widths": WIDTHS,
+                   "clustered_pk_index_with": os.environ.get("BENCH_CK_WITH", ""),
                    "single_row_half": n // 2, "batch_half": n - n // 2, "batch_rows": BATCH,
                    "churn": "10% updates (payload change), 5% deletes, 5% new keys N+1..1.05N in random order"},
         "machine": machine_info(),
@@ -672,6 +675,18 @@ def cmd_measure():
 # ---------------------------------------------------------------------------
 # Report
 # ---------------------------------------------------------------------------
+def short_error(msg):
+    """The ERROR / DETAIL / HINT lines of a psql or pgbench failure (first
+    occurrence of each), without pgbench's progress and summary lines."""
+    keep, seen = [], set()
+    for line in msg.splitlines():
+        m = re.search(r"(ERROR|FATAL|PANIC|DETAIL|HINT):\s+(.*)", line)
+        if m and line not in seen:
+            seen.add(line)
+            keep.append("%s: %s" % (m.group(1), m.group(2).strip()))
+    return " ".join(keep) if keep else msg.strip()
+
+
 def fmt_num(x, digits=0):
     if x is None:
         return "–"
@@ -818,7 +833,7 @@ def findings(res, rpp):
         if vr is None:
             continue
         if "error" in vr:
-            out.append(f"- **{v}** failed during *{vr['error']['step']}*: `{vr['error']['error'][:300]}`")
+            out.append(f"- **{v}** failed during *{vr['error']['step']}*: `{short_error(vr['error']['error'])[:600]}`")
             if not vr.get("phases"):
                 continue
         items = []
@@ -887,7 +902,7 @@ def findings(res, rpp):
     for v in ALL_VARIANTS:
         if v not in CPG_VARIANTS and v in res["variants"] and "error" in res["variants"][v]:
             e = res["variants"][v]["error"]
-            out.append(f"- **{v}** (baseline) failed during *{e['step']}*: `{e['error'][:300]}`")
+            out.append(f"- **{v}** (baseline) failed during *{e['step']}*: `{short_error(e['error'])[:600]}`")
     if not res["available"]["clustered_heap"]:
         out.append("- The `clustered_heap` table access method does not exist in this build, so the "
                    "`clustered`, `clustered_pk` and `clustered_repack` variants were not run: the table "
@@ -985,7 +1000,7 @@ def cmd_report():
     errors = ""
     if res.get("errors"):
         errors = "\n## Errors\n\n" + "\n".join(
-            f"- {e['variant']} during {e['step']}: `{e['error'][:500]}`" for e in res["errors"]) + "\n"
+            f"- {e['variant']} during {e['step']}: `{short_error(e['error'])[:600]}`" for e in res["errors"]) + "\n"
     md = (f"# clustered_pg benchmark results\n\n{machine_md(res)}\n\n{ideal_note}\n\n{legend}\n\n{tables}\n"
           f"### Indexes\n\n{index_detail(res)}\n{errors}")
     if plot_err:
@@ -1038,6 +1053,7 @@ BENCH_PG=15 BENCH_ORDER=ascending make bench
 | `BENCH_QUERIES` | 20 | repetitions per query shape |
 | `BENCH_TPS_SECONDS` | 10 | duration of the point-lookup pgbench |
 | `BENCH_SKIP_BUILD` | 0 | 1: use the extension already installed |
+| `BENCH_CK_WITH` | – | options of every `clustered_pk_index`, e.g. `split_threshold=8192` (default: the index defaults) |
 | `BENCH_DOCS` | 1 | 0: do not rewrite this page and `docs/bench/*.png` |
 
 Outputs in `BENCH_OUT`: `results.json` (everything, including every sample),

@@ -22,6 +22,7 @@
 #   BENCH_QUERIES    repetitions per query shape          (default 20)
 #   BENCH_TPS_SECONDS  pgbench -T of the point-lookup TPS (default 10)
 #   BENCH_SKIP_BUILD=1 use the extension already installed for that major
+#   BENCH_CK_WITH    options of every clustered_pk_index, e.g. split_threshold=8192
 #   BENCH_DOCS=0     do not copy plots to docs/bench/ nor write docs/benchmarks.md
 set -euo pipefail
 
@@ -39,6 +40,7 @@ export BENCH_QUERIES=${BENCH_QUERIES:-20}
 export BENCH_TPS_SECONDS=${BENCH_TPS_SECONDS:-10}
 export BENCH_VARIANTS=${BENCH_VARIANTS:-}
 export BENCH_DOCS=${BENCH_DOCS:-1}
+export BENCH_CK_WITH=${BENCH_CK_WITH:-}
 
 case "$BENCH_ORDER" in random|ascending) ;; *) log "BENCH_ORDER must be random or ascending"; exit 2 ;; esac
 case "$BENCH_N" in ''|*[!0-9]*) log "BENCH_N must be a positive integer"; exit 2 ;; esac
