@@ -20,7 +20,7 @@ EXTENSION = clustered_pg
 DATA = sql/clustered_pg--0.1.0.sql
 PGFILEDESC = "clustered_pg - clustered tables"
 
-REGRESS = locator boundary index_build index_scan verify segment_map
+REGRESS = locator boundary index_build index_scan verify table_am segment_map
 REGRESS_OPTS = --inputdir=$(srcdir) --outputdir=$(CURDIR)
 
 # One cargo target directory per major: the artifact hash is the same for

@@ -31,6 +31,7 @@ extern void cpg_raise(CpgStatus *st);
 extern void cpg_check_for_interrupts(void);
 extern void _PG_init(void);
 extern void cpg_index_am_init(void);
+extern void cpg_table_am_init(void);
 
 /*
  * Run cb(arg) under PG_TRY. On error: back to the caller's memory context,
@@ -85,6 +86,7 @@ _PG_init(void)
 
 	rs_init(&st);
 	cpg_index_am_init();
+	cpg_table_am_init();
 	cpg_raise(&st);
 }
 

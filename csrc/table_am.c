@@ -16,6 +16,7 @@
 #include "storage/lmgr.h"
 #include "utils/rel.h"
 #include "utils/syscache.h"
+#include "utils/inval.h"
 #include "access/htup_details.h"
 #include "catalog/pg_class.h"
 
@@ -27,13 +28,62 @@ extern Datum cpg_slot_key(TupleTableSlot *slot, int16 attno, bool *isnull);
 extern uint32 cpg_slot_tuple_len(TupleTableSlot *slot);
 extern Size cpg_heap_page_free(Relation rel, BlockNumber blkno);
 extern BlockNumber cpg_heap_extend_one(Relation rel);
+extern void cpg_table_am_init(void);
 
 static TableAmRoutine cpg_routine;
 static const TableAmRoutine *heap_routine;
 
+/*
+ * Which table has which clustered_pk_index, per backend: looked up once,
+ * forgotten on any relcache invalidation of the table (creating or dropping
+ * an index invalidates it).
+ */
+#define CPG_INDEX_CACHE 16
+static struct
+{
+	Oid			table;
+	Oid			index;
+}			index_cache[CPG_INDEX_CACHE];
+static int	index_cache_next;
+
+static void
+index_cache_invalidate(Datum arg, Oid relid)
+{
+	int			i;
+
+	for (i = 0; i < CPG_INDEX_CACHE; i++)
+		if (!OidIsValid(relid) || index_cache[i].table == relid)
+			index_cache[i].table = InvalidOid;
+}
+
+static Oid lookup_clustered_index(Relation rel);
+
 /* The clustered_pk_index of a table, or InvalidOid. */
 Oid
 cpg_clustered_index_of(Relation rel)
+{
+	Oid			relid = RelationGetRelid(rel);
+	int			i;
+	Oid			found;
+
+	for (i = 0; i < CPG_INDEX_CACHE; i++)
+		if (index_cache[i].table == relid)
+			return index_cache[i].index;
+	found = lookup_clustered_index(rel);
+	index_cache[index_cache_next].table = relid;
+	index_cache[index_cache_next].index = found;
+	index_cache_next = (index_cache_next + 1) % CPG_INDEX_CACHE;
+	return found;
+}
+
+void
+cpg_table_am_init(void)
+{
+	CacheRegisterRelcacheCallback(index_cache_invalidate, (Datum) 0);
+}
+
+static Oid
+lookup_clustered_index(Relation rel)
 {
 	Oid			am = get_am_oid("clustered_pk_index", true);
 	List	   *indexes;
@@ -72,15 +122,13 @@ cpg_slot_tuple_len(TupleTableSlot *slot)
 	return ExecFetchSlotHeapTuple(slot, true, NULL)->t_len;
 }
 
-/* Free space of a heap page; 0 beyond the end of the table. */
+/* Free space of a heap page; the caller checks the block exists. */
 Size
 cpg_heap_page_free(Relation rel, BlockNumber blkno)
 {
 	Buffer		buf;
 	Size		free;
 
-	if (blkno >= RelationGetNumberOfBlocks(rel))
-		return 0;
 	buf = ReadBuffer(rel, blkno);
 	LockBuffer(buf, BUFFER_LOCK_SHARE);
 	free = PageIsNew(BufferGetPage(buf))

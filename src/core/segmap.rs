@@ -945,6 +945,12 @@ fn raw_listing_key(buf: &[u8], at: usize) -> (i64, u32) {
     )
 }
 
+/// Row count of the segment owning `key`, read from the encoded page.
+pub fn segment_rows_in_place(buf: &[u8], key: i64) -> Result<i64, LayoutError> {
+    let (_, _, _, _, h) = raw_find_segment(buf, key)?;
+    Ok(h.row_count)
+}
+
 /// [`SegPage::record`] on the encoded page content (the whole content
 /// region). Returns the outcome and the bytes in use afterwards (for
 /// `pd_lower`). On `NeedsSpace` the bytes are untouched.

@@ -9,7 +9,9 @@ use crate::core::counters::{bump, Counter};
 use crate::core::layout::{
     DirEntry, LayoutError, Listing, Meta, SegPage, Segment, BLCKSZ, CONTENT_SIZE, PAGE_HEADER_SIZE,
 };
-use crate::core::segmap::{find_page, pick_split_key, Recorded};
+use crate::core::segmap::{
+    find_page, pick_split_key, record_in_place, segment_rows_in_place, Recorded,
+};
 use crate::pg::buffer::{Lock, LockedBuffer, XLogRecord};
 use crate::pg::error::{codes, guard, PgError, PgResult};
 use crate::pg::rel;
@@ -43,11 +45,15 @@ fn init_page(page: &mut [u8], kind: u32, fill: impl FnOnce(&mut [u8]) -> usize) 
     guard(|| unsafe { sys::PageInit(p, BLCKSZ, 8) })?;
     page[SPECIAL_OFFSET..SPECIAL_OFFSET + 4].copy_from_slice(&kind.to_le_bytes());
     let used = fill(content_mut(page));
-    // pd_lower (offset 12) = end of content, so GenericXLog and full-page
-    // images skip the unused hole.
+    set_lower(page, used);
+    Ok(())
+}
+
+/// pd_lower (offset 12) = end of content, so GenericXLog and full-page
+/// images skip the unused hole.
+fn set_lower(page: &mut [u8], used: usize) {
     let lower = (PAGE_HEADER_SIZE + used) as u16;
     page[12..14].copy_from_slice(&lower.to_le_bytes());
-    Ok(())
 }
 
 pub fn write_meta(page: &mut [u8], meta: &Meta) -> PgResult<()> {
@@ -151,24 +157,32 @@ pub fn record(index: sys::Relation, key: i64, blkno: u32) -> PgResult<()> {
     bump(Counter::insert);
     let now = now();
     let threshold = i64::from(rel::index_options(index).split_threshold);
-    // Fast path: metapage shared, segment page exclusive.
+    // Fast path: metapage shared, segment page exclusive, the listing
+    // updated in place on the WAL image (no decode of the whole page).
     {
         let (meta_buf, meta) = read_meta(index, Lock::Share)?;
         let i = find_page(&meta.dir, key);
-        let (seg_buf, mut seg) = read_seg(index, meta.dir[i].blkno, Lock::Exclusive)?;
+        let seg_buf = LockedBuffer::read(index, meta.dir[i].blkno, Lock::Exclusive)?;
         drop(meta_buf);
-        let si = seg.find_segment(key);
-        let needs_split = seg.segs[si].row_count >= threshold;
-        if !needs_split {
-            match seg.record(key, blkno, now) {
-                Recorded::NeedsSpace => {}
-                _ => {
-                    let mut x = XLogRecord::start(index)?;
-                    write_seg(x.register(&seg_buf, false)?, &seg)?;
-                    x.finish()?;
-                    return Ok(());
-                }
+        if page_kind(seg_buf.page()) != KIND_SEG {
+            return Err(corrupt(
+                index,
+                "segment page",
+                LayoutError::Corrupt("wrong page kind"),
+            ));
+        }
+        let rows = segment_rows_in_place(content(seg_buf.page()), key)
+            .map_err(|e| corrupt(index, "segment page", e))?;
+        if rows < threshold {
+            let mut x = XLogRecord::start(index)?;
+            let img = x.register(&seg_buf, false)?;
+            let (outcome, used) = record_in_place(content_mut(img), key, blkno, now)
+                .map_err(|e| corrupt(index, "segment page", e))?;
+            if outcome != Recorded::NeedsSpace {
+                set_lower(img, used);
+                return x.finish();
             }
+            // Dropping `x` aborts the record: nothing was changed.
         }
     }
     // Structural path: split what is full, then record.

@@ -50,6 +50,9 @@ fn choose(heap: sys::Relation, slot: *mut sys::TupleTableSlot) -> PgResult<u32> 
         rows_per_page(len, opts.target_fillfactor),
         i64::from(opts.split_threshold),
     );
+    // Blocks past the end (VACUUM may truncate empty tail pages the map
+    // still lists) have no room.
+    let nblocks = crate::pg::heap::nblocks(heap)?;
     for _ in 0..3 {
         let (seg, _hi) = map::segment_of(ix, key)?;
         let listed: Vec<Listed> = seg
@@ -63,7 +66,10 @@ fn choose(heap: sys::Relation, slot: *mut sys::TupleTableSlot) -> PgResult<u32> 
             .collect();
         let mut failed: Option<PgError> = None;
         let decision = place(key, &listed, seg.row_count, floor, |b, fill| {
-            // SAFETY: heap is open; reads one page's free space.
+            if b >= nblocks {
+                return false;
+            }
+            // SAFETY: heap is open and b exists; reads one page's free space.
             match guard(|| unsafe { sys::cpg_heap_page_free(heap, b) }) {
                 Ok(free) => fits(free, len, fill, opts.target_fillfactor),
                 Err(e) => {
