@@ -491,7 +491,7 @@ def measure_tps(v, maxid, secs, workdir):
 
 def measure_phase(v, phase, maxid, seed, reps, tps_secs, workdir):
     t = "bench." + v
-    out = {}
+    out = {"loadavg_1m_start": os.getloadavg()[0]}
     r = psql_val(f"""SELECT pg_relation_size('{t}'), current_setting('block_size')::int,
         (SELECT count(*) FROM {t}), (SELECT correlation FROM pg_stats WHERE schemaname = 'bench'
         AND tablename = '{v}' AND attname = 'id');""").split("|")
@@ -511,7 +511,21 @@ def measure_phase(v, phase, maxid, seed, reps, tps_secs, workdir):
     out["index_bytes"] = sum(x["bytes"] for x in idx.values())
     out["queries"] = measure_queries(v, phase, maxid, seed, reps)
     out["point_tps"] = measure_tps(v, maxid, tps_secs, workdir)
+    out["loadavg_1m_end"] = os.getloadavg()[0]
     return out
+
+
+def so_digest():
+    """sha256 of the installed clustered_pg.so: if another `make install`
+    replaces it during the run, the run measured two builds (flagged)."""
+    import hashlib
+    try:
+        libdir = subprocess.run([os.environ.get("PG_CONFIG", "pg_config"), "--pkglibdir"],
+                                capture_output=True, text=True).stdout.strip()
+        with open(os.path.join(libdir, "clustered_pg.so"), "rb") as f:
+            return hashlib.sha256(f.read()).hexdigest()[:16]
+    except OSError:
+        return None
 
 
 def vacuum_analyze(v):
@@ -582,6 +596,7 @@ def cmd_measure():
         "git_dirty": bool(subprocess.run(["git", "-C", REPO, "status", "--porcelain", "--", "src", "csrc", "sql"],
                                          capture_output=True, text=True).stdout.strip()),
         "available": {"clustered_heap": has_ch, "repack": has_repack},
+        "so_sha256_start": so_digest(),
         "variants_requested_unavailable": skipped,
         "variants": {},
         "errors": [],
@@ -667,6 +682,9 @@ def cmd_measure():
         # free the variant's buffers for the next one?  No: tables stay, each
         # variant is measured right after its own load, the same way.
     res["elapsed_seconds"] = round(time.time() - T_START, 1)
+    res["so_sha256_end"] = so_digest()
+    if res["so_sha256_end"] != res["so_sha256_start"]:
+        log("WARNING: clustered_pg.so was replaced during the run (another make install?)")
     save()
     shutil.rmtree(workdir, ignore_errors=True)
     log("measurements written to %s" % os.path.join(outdir, "results.json"))
@@ -966,6 +984,15 @@ def plots(res, outdir):
     return None
 
 
+def loadavg_range(res):
+    vals = []
+    for vr in res["variants"].values():
+        for p in vr.get("phases", {}).values():
+            vals += [p.get("loadavg_1m_start"), p.get("loadavg_1m_end")]
+    vals = [x for x in vals if x is not None]
+    return "%.1f–%.1f" % (min(vals), max(vals)) if vals else "?"
+
+
 def machine_md(res):
     m, pg = res["machine"], res["postgres"]
     lines = [f"- Date (UTC): {res['date']}; clustered_pg {res['extension_version']} at commit "
@@ -976,7 +1003,12 @@ def machine_md(res):
              f"{res['params']['queries_per_shape']} queries per shape, point-lookup TPS over "
              f"{res['params']['tps_seconds']} s (`pgbench -M prepared -c 2 -j 2`)",
              f"- Total measuring time: {res.get('elapsed_seconds', '?')} s",
+             f"- 1-minute load average of the machine while measuring: {loadavg_range(res)} "
+             f"(the bench itself keeps ~2 busy; more means other processes shared the 2 cores and times/TPS are noisier)",
              "- Settings: " + ", ".join(f"`{k}={v}`" for k, v in pg["settings"].items())]
+    if "so_sha256_start" in res and res.get("so_sha256_start") != res.get("so_sha256_end"):
+        lines.append(f"- **Warning:** the installed clustered_pg.so changed during this run "
+                     f"({res.get('so_sha256_start')} → {res.get('so_sha256_end')}); variants may have run different builds.")
     return "\n".join(lines)
 
 
