@@ -79,6 +79,25 @@ log "pgbench done in $((SECONDS - start))s"
 
 psql_db -c "VACUUM ANALYZE smoke" >/dev/null
 
+# Segment map under concurrency: the same clients insert into a table with a
+# clustered_pk_index (small split_threshold, so segments and pages split
+# while other backends insert).
+psql_db <<'SQL'
+CREATE TABLE smoke_ck (id bigint, payload text);
+CREATE INDEX smoke_ck_idx ON smoke_ck USING clustered_pk_index (id) WITH (split_threshold = 64);
+SQL
+log "pgbench (clustered_pk_index): $CLIENTS clients, -j $JOBS, $TX transactions of 2 rows each"
+start=$SECONDS
+if ! "$PGBENCH" -n -c "$CLIENTS" -j "$JOBS" -t "$TX" -f "$REPO/regress/pgbench/clustered_insert.sql" "$DB" \
+        >"${TMPDIR:-/tmp}/cpg-smoke-pgbench.$$.log" 2>&1; then
+    cat "${TMPDIR:-/tmp}/cpg-smoke-pgbench.$$.log" >&2
+    rm -f "${TMPDIR:-/tmp}/cpg-smoke-pgbench.$$.log"
+    echo "concurrency-smoke: FAIL (pgbench on smoke_ck failed)"
+    exit 1
+fi
+rm -f "${TMPDIR:-/tmp}/cpg-smoke-pgbench.$$.log"
+log "pgbench (clustered_pk_index) done in $((SECONDS - start))s"
+
 # --- CHECKS ------------------------------------------------------------------
 NCHECKS=0
 NFAILED=0
@@ -165,7 +184,34 @@ else
     log "  skip  amcheck (extension not available)"
 fi
 
-# Later: segment map row_count sums, clustered_pg verify() ...
+# Segment map of smoke_ck (clustered_pk_index filled by concurrent inserts).
+CK_EXPECTED=$((EXPECTED * 2))
+show "smoke_ck segments, max row_count, split_threshold" \
+    "SELECT count(*), max(row_count), max(split_threshold) FROM $L.segment_map WHERE relation_oid = 'smoke_ck'::regclass"
+check "smoke_ck holds clients * tx * 2 ($CK_EXPECTED) rows" \
+    "SELECT count(*) = $CK_EXPECTED FROM smoke_ck"
+check "sum(segment_map.row_count) = count(*) of smoke_ck" \
+    "SELECT (SELECT sum(row_count) FROM $L.segment_map WHERE relation_oid = 'smoke_ck'::regclass)
+          = (SELECT count(*) FROM smoke_ck)"
+check "clustered_pg.verify(smoke_ck) returns no rows" \
+    "SELECT count(*) = 0 FROM $L.verify('smoke_ck')"
+check "segment ranges are contiguous and cover every key" \
+    "SELECT bool_and(CASE WHEN prev IS NULL THEN minor_from = -9223372036854775808 ELSE minor_from = prev + 1 END)
+            AND max(minor_to) = 9223372036854775807
+       FROM (SELECT minor_from, minor_to, lag(minor_to) OVER (ORDER BY minor_from) AS prev
+               FROM $L.segment_map_of('smoke_ck')) s"
+# row_count vs split_threshold: a full segment splits before the next row
+# is recorded, but only at a key that makes both halves list fewer heap
+# blocks; when every block of a segment spans its whole key range (random
+# keys in a plain heap), no split key exists and the segment keeps growing.
+# So this is reported, not checked (clustered_heap placement avoids it).
+show "segments over split_threshold (map row_count; exact count via segment_map_tids)" \
+    "SELECT (SELECT count(*) FROM $L.segment_map_of('smoke_ck') WHERE row_count > split_threshold),
+            (SELECT count(*) FROM (SELECT count(*) AS n FROM $L.segment_map_tids_of('smoke_ck') GROUP BY major_key) s WHERE n > 64),
+            (SELECT max(n) FROM (SELECT count(*) AS n FROM $L.segment_map_tids_of('smoke_ck') GROUP BY major_key) s)"
+check "segment_map_tids lists every row exactly once (count and ctid join)" \
+    "SELECT count(*) = $CK_EXPECTED AND count(DISTINCT t.tuple_tid) = $CK_EXPECTED
+       FROM $L.segment_map_tids_of('smoke_ck') t JOIN smoke_ck c ON c.ctid = t.tuple_tid AND c.id = t.minor_key"
 # --- end of CHECKS -----------------------------------------------------------
 
 if [ "$NFAILED" -eq 0 ]; then
