@@ -156,3 +156,14 @@ cpg_index_key_type(Relation index)
 {
 	return TupleDescAttr(RelationGetDescr(index), 0)->atttypid;
 }
+
+extern void cpg_warning(const char *message, const char *hint);
+
+void
+cpg_warning(const char *message, const char *hint)
+{
+	ereport(WARNING,
+			(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+			 errmsg_internal("%s", message),
+			 errhint("%s", hint)));
+}

@@ -31,6 +31,11 @@ pub const SEG_MAGIC: u32 = 0x4350_4B53;
 /// Bumped whenever the byte layout changes; old indexes then need REINDEX.
 pub const LAYOUT_VERSION: u32 = 1;
 
+/// Metapage flag: the map could not record a tuple (directory full, or one
+/// key in more blocks than a page lists). Scans then read every heap block
+/// and the planner avoids the index until REINDEX builds a complete map.
+pub const META_FLAG_OVERFLOW: u32 = 1;
+
 /// Zone span value meaning "from zmin up to `i64::MAX`".
 pub const SPAN_SATURATED: u32 = u32::MAX;
 

@@ -273,3 +273,12 @@ pub mod codes {
     pub const INVALID_OBJECT_DEFINITION: i32 = sqlstate(b"42P17");
     pub const NOT_NULL_VIOLATION: i32 = sqlstate(b"23502");
 }
+
+/// Emits a WARNING (message and hint) to the client and the log.
+pub fn warning(message: &str, hint: &str) -> PgResult<()> {
+    let m = std::ffi::CString::new(message.replace('\0', " ")).unwrap_or_default();
+    let h = std::ffi::CString::new(hint.replace('\0', " ")).unwrap_or_default();
+    let (mp, hp) = (m.as_ptr(), h.as_ptr());
+    // SAFETY: both strings outlive the call; a WARNING does not longjmp.
+    guard(|| unsafe { sys::cpg_warning(mp, hp) })
+}

@@ -84,3 +84,8 @@ extern "C" {
     /// Appends one zeroed page to a table; returns its number.
     pub fn cpg_heap_extend_one(rel: Relation) -> BlockNumber;
 }
+
+extern "C" {
+    /// ereport(WARNING) with a message and a hint.
+    pub fn cpg_warning(message: *const core::ffi::c_char, hint: *const core::ffi::c_char);
+}

@@ -32,6 +32,17 @@ fn check(fcinfo: FunctionCallInfo, oid: sys::Oid) -> PgResult<Vec<Problem>> {
     let attno = rel::index_heap_attno(ix);
     let (meta, pages) = map::read_all(ix)?;
     let mut problems = Vec::new();
+    if meta.flags & crate::core::layout::META_FLAG_OVERFLOW != 0 {
+        problems.push(Problem {
+            kind: "overflow",
+            block: None,
+            offset: None,
+            key: None,
+            segment: None,
+            detail: "the map overflowed and covers every block (scans read the whole table); REINDEX after clustering the table".into(),
+        });
+        return Ok(problems);
+    }
 
     // The directory must partition the key space in order.
     if meta.dir.first().map(|d| d.lo) != Some(i64::MIN) {

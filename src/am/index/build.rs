@@ -6,7 +6,7 @@
 
 use crate::am::index::map::{self, write_meta, write_seg};
 use crate::core::counters::{bump, Counter};
-use crate::core::layout::{KeyType, Meta, SegPage, BLCKSZ};
+use crate::core::layout::{KeyType, Meta, SegPage, BLCKSZ, META_FLAG_OVERFLOW};
 use crate::core::segmap::{build_pages_with, BuildParams};
 use crate::pg::buffer::{LockedBuffer, XLogRecord};
 use crate::pg::error::{codes, entry, guard, CpgStatus, PgError, PgResult};
@@ -87,6 +87,16 @@ fn check_definition(heap: sys::Relation, index: sys::Relation) -> PgResult<u32> 
     Ok(width)
 }
 
+fn overflow_warning(index: sys::Relation, why: &str) -> PgResult<()> {
+    crate::pg::error::warning(
+        &format!(
+            "clustered_pk_index \"{}\" cannot map this table ({why}): scans will read the whole table",
+            rel::name(index)
+        ),
+        "The table is not clustered by this key. Use a clustered_heap table, or CLUSTER the table and REINDEX the index.",
+    )
+}
+
 /// Writes the metapage at block 0 and the segment pages after it, as
 /// full-page images, up to four per WAL record.
 fn write_new_map(index: sys::Relation, mut meta: Meta, pages: &[SegPage]) -> PgResult<()> {
@@ -134,7 +144,7 @@ fn build(
     guard(|| unsafe { sys::cpg_index_build_scan(heap, index, info, Some(build_callback), sp) })?;
     st.pairs.sort_unstable();
     let now = map::now();
-    let (pages, dir) = build_pages_with(
+    let built = build_pages_with(
         st.pairs.iter().copied(),
         &BuildParams {
             split_threshold: opts.split_threshold,
@@ -143,17 +153,40 @@ fn build(
             first_blkno: 1,
             now,
         },
-    )
-    .map_err(|e| {
-        PgError::new(
-            codes::PROGRAM_LIMIT_EXCEEDED,
-            format!(
-                "cannot build clustered_pk_index \"{}\": {e}",
-                rel::name(index)
-            ),
+    );
+    let built = match built {
+        Ok((pages, dir)) if dir.len() <= Meta::DIR_CAPACITY => Some((pages, dir)),
+        Ok((_, dir)) => {
+            let why = format!(
+                "{} segment pages needed, {} fit",
+                dir.len(),
+                Meta::DIR_CAPACITY
+            );
+            overflow_warning(index, &why)?;
+            None
+        }
+        Err(e) => {
+            overflow_warning(index, &e.to_string())?;
+            None
+        }
+    };
+    let overflowed = built.is_none();
+    let (pages, dir) = match built {
+        Some(b) => b,
+        None => build_pages_with(
+            std::iter::empty(),
+            &BuildParams {
+                split_threshold: opts.split_threshold,
+                now,
+                ..BuildParams::default()
+            },
         )
-    })?;
+        .map_err(|e| PgError::new(codes::INTERNAL_ERROR, e.to_string()))?,
+    };
     let mut meta = Meta::new(key_type(width), EXTENSION_VERSION);
+    if overflowed {
+        meta.flags |= META_FLAG_OVERFLOW;
+    }
     meta.split_threshold = opts.split_threshold;
     meta.target_fillfactor = opts.target_fillfactor;
     meta.auto_repack_interval = opts.auto_repack_interval;
@@ -161,18 +194,6 @@ fn build(
     meta.next_segment_id = meta.nsegments + 1;
     meta.total_rows = st.pairs.len() as i64;
     meta.dir = dir;
-    if !meta.fits() {
-        return Err(PgError::new(
-            codes::PROGRAM_LIMIT_EXCEEDED,
-            format!(
-                "table \"{}\" needs {} segment pages, more than one directory holds ({})",
-                rel::name(heap),
-                meta.dir.len(),
-                Meta::DIR_CAPACITY
-            ),
-        )
-        .hint("Raise split_threshold; multi-level directories are not implemented yet."));
-    }
     write_new_map(index, meta, &pages)?;
     bump(Counter::maintenance);
     let n = st.pairs.len() as f64;

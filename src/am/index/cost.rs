@@ -48,10 +48,19 @@ fn estimate(
         cpu_index_tuple_cost: cpu_tup,
         loop_count,
     });
+    // An overflowed map reads the whole table: never worth planning.
+    // SAFETY: the planner holds a lock on the index.
+    let index_oid = unsafe { (*info).indexoid };
+    let index = crate::pg::rel::OpenRel::index(index_oid, sys::NoLock as i32)?;
+    let total_cost = if crate::am::index::map::is_overflowed(index.rel())? {
+        1.0e10
+    } else {
+        c.total
+    };
     // SAFETY: output pointers from the planner.
     unsafe {
         *startup = c.startup;
-        *total = c.total;
+        *total = total_cost;
         *selectivity = g.indexSelectivity;
         *correlation = corr;
         *pages = c.pages;

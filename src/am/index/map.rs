@@ -7,7 +7,8 @@
 
 use crate::core::counters::{bump, Counter};
 use crate::core::layout::{
-    DirEntry, LayoutError, Listing, Meta, SegPage, Segment, BLCKSZ, CONTENT_SIZE, PAGE_HEADER_SIZE,
+    DirEntry, LayoutError, Listing, Meta, SegPage, Segment, BLCKSZ, CONTENT_SIZE,
+    META_FLAG_OVERFLOW, PAGE_HEADER_SIZE,
 };
 use crate::core::segmap::{
     find_page, pick_split_key, record_in_place, segment_rows_in_place, Recorded,
@@ -121,6 +122,7 @@ pub fn now() -> i64 {
 }
 
 /// Heap blocks that may hold keys in `[lo, hi]`, ascending, deduplicated.
+/// An overflowed map answers every block of the table.
 pub fn candidates(index: sys::Relation, lo: i64, hi: i64) -> PgResult<Vec<u32>> {
     if lo > hi {
         return Ok(Vec::new());
@@ -133,6 +135,10 @@ pub fn candidates(index: sys::Relation, lo: i64, hi: i64) -> PgResult<Vec<u32>> 
         // concurrent split may have moved segments, and the directory is
         // the only authority on which page owns `key`.
         let (meta_buf, meta) = read_meta(index, Lock::Share)?;
+        if meta.flags & META_FLAG_OVERFLOW != 0 {
+            drop(meta_buf);
+            return all_heap_blocks(index);
+        }
         if meta.dir.is_empty() {
             break;
         }
@@ -152,6 +158,42 @@ pub fn candidates(index: sys::Relation, lo: i64, hi: i64) -> PgResult<Vec<u32>> 
     Ok(out)
 }
 
+pub fn is_overflowed(index: sys::Relation) -> PgResult<bool> {
+    let (_b, meta) = read_meta(index, Lock::Share)?;
+    Ok(meta.flags & META_FLAG_OVERFLOW != 0)
+}
+
+/// Every block of the index's table (the executor holds its lock).
+fn all_heap_blocks(index: sys::Relation) -> PgResult<Vec<u32>> {
+    let ioid = rel::relid(index);
+    // SAFETY: catalog lookup of the index's table.
+    let heap_oid = guard(|| unsafe { sys::IndexGetRelation(ioid, false) })?;
+    let heap = rel::OpenRel::table(heap_oid, sys::NoLock as i32)?;
+    let n = crate::pg::heap::nblocks(heap.rel())?;
+    Ok((0..n).collect())
+}
+
+/// Marks the map overflowed (metapage exclusive is held by the caller) and
+/// warns once; the tuple that did not fit is then covered by "every block".
+fn overflow(
+    index: sys::Relation,
+    meta_buf: &LockedBuffer,
+    meta: &mut Meta,
+    why: &str,
+) -> PgResult<()> {
+    meta.flags |= META_FLAG_OVERFLOW;
+    let mut x = XLogRecord::start(index)?;
+    write_meta(x.register(meta_buf, false)?, meta)?;
+    x.finish()?;
+    crate::pg::error::warning(
+        &format!(
+            "clustered_pk_index \"{}\" overflowed ({why}): scans now read the whole table",
+            rel::name(index)
+        ),
+        "The table is not clustered by this key. Use a clustered_heap table, or CLUSTER the table and REINDEX the index.",
+    )
+}
+
 /// Records that a tuple with `key` was placed in heap block `blkno`.
 pub fn record(index: sys::Relation, key: i64, blkno: u32) -> PgResult<()> {
     bump(Counter::insert);
@@ -161,6 +203,9 @@ pub fn record(index: sys::Relation, key: i64, blkno: u32) -> PgResult<()> {
     // updated in place on the WAL image (no decode of the whole page).
     {
         let (meta_buf, meta) = read_meta(index, Lock::Share)?;
+        if meta.flags & META_FLAG_OVERFLOW != 0 {
+            return Ok(());
+        }
         let i = find_page(&meta.dir, key);
         let seg_buf = LockedBuffer::read(index, meta.dir[i].blkno, Lock::Exclusive)?;
         drop(meta_buf);
@@ -199,6 +244,9 @@ fn restructure_and_record(
     threshold: i64,
 ) -> PgResult<()> {
     let (meta_buf, mut meta) = read_meta(index, Lock::Exclusive)?;
+    if meta.flags & META_FLAG_OVERFLOW != 0 {
+        return Ok(());
+    }
     let i = find_page(&meta.dir, key);
     let page_hi = meta.dir.get(i + 1).map(|d| d.lo);
     let (seg_buf, mut seg) = read_seg(index, meta.dir[i].blkno, Lock::Exclusive)?;
@@ -264,27 +312,20 @@ fn write_structural(
     // The page must split: halves by bytes (a lone segment splits by key
     // first), the upper half on a new block.
     if meta.dir.len() >= Meta::DIR_CAPACITY {
-        return Err(PgError::new(
-            codes::PROGRAM_LIMIT_EXCEEDED,
-            format!(
-                "clustered_pk_index \"{}\" has no room for another segment page",
-                rel::name(index)
-            ),
-        )
-        .hint("Raise split_threshold with ALTER INDEX ... SET and REINDEX; multi-level directories are not implemented yet."));
+        drop(seg_buf);
+        return overflow(index, &meta_buf, &mut meta, "its segment directory is full");
     }
     if seg.segs.len() < 2 {
         let hi = seg.segment_hi(0, page_hi);
-        let at = pick_split_key(&seg.segs[0], hi).ok_or_else(|| {
-            PgError::new(
-                codes::PROGRAM_LIMIT_EXCEEDED,
-                format!(
-                    "a key of index \"{}\" occurs in more heap blocks than one page can list",
-                    rel::name(index)
-                ),
-            )
-            .hint("A single key value is spread over too many blocks; CLUSTER the table or use a btree index.")
-        })?;
+        let Some(at) = pick_split_key(&seg.segs[0], hi) else {
+            drop(seg_buf);
+            return overflow(
+                index,
+                &meta_buf,
+                &mut meta,
+                "one key range spans more blocks than a page lists",
+            );
+        };
         seg.split_segment(0, at, meta.next_segment_id, now)
             .map_err(|e| internal(index, &e.to_string()))?;
         meta.next_segment_id += 1;
