@@ -32,13 +32,17 @@ STEPS=(
     "cargo-test         test   -"
     "installcheck       test   main"
     "concurrency-smoke  test   main"
+    "walcheck-installcheck test walcheck"
+    "crash-recovery     test   walcheck"
 )
 # Environment of the cluster of each group (runs in a subshell just before
 # regress/with-cluster.sh; see that script for the PGCLUSTER_* knobs).
 cluster_setup() {
     case "$1" in
         main) ;;
-        # walcheck) export PGCLUSTER_CONF=$'wal_consistency_checking = all' ;;
+        # Every GenericXLog record carries a page image that replay compares;
+        # crash-recovery then crashes the server so the replay happens.
+        walcheck) export PGCLUSTER_CONF=$'wal_consistency_checking = generic\ncheckpoint_timeout = 1h\nmax_wal_size = 8GB' ;;
         *) ;;
     esac
 }
@@ -55,6 +59,9 @@ step_cmd() {
         installcheck)      rm -f regression.diffs
                            make installcheck PG_CONFIG="$PG_CONFIG" ;;
         concurrency-smoke) regress/concurrency-smoke.sh ;;
+        walcheck-installcheck) rm -f regression.diffs
+                           make installcheck PG_CONFIG="$PG_CONFIG" ;;
+        crash-recovery)    regress/crash-recovery.sh ;;
         *) echo "test-all.sh: unknown step '$1'" >&2; return 1 ;;
     esac
 }
@@ -62,7 +69,7 @@ step_cmd() {
 # of its log.
 step_on_failure() {
     case "$1" in
-        installcheck)
+        installcheck|walcheck-installcheck)
             if [ -f regression.diffs ]; then
                 echo "---- regression.diffs (at most 200 lines) ----"
                 head -n 200 regression.diffs
