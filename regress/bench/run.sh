@@ -23,6 +23,8 @@
 #   BENCH_TPS_SECONDS  pgbench -T of the point-lookup TPS (default 10)
 #   BENCH_SKIP_BUILD=1 use the extension already installed for that major
 #   BENCH_CK_WITH    options of every clustered_pk_index, e.g. split_threshold=8192
+#   BENCH_PRIVATE_PG=0 install into the shared PostgreSQL install instead of
+#                    a private copy in BENCH_OUT/pginstall (relocatable installs)
 #   BENCH_DOCS=0     do not copy plots to docs/bench/ nor write docs/benchmarks.md
 set -euo pipefail
 
@@ -55,6 +57,25 @@ else
 fi
 log "PostgreSQL: $("$PGC" --version) ($PGC)"
 
+mkdir -p "$BENCH_OUT"
+BENCH_OUT=$(cd "$BENCH_OUT" && pwd -P)
+export BENCH_OUT
+
+# Private copy of a relocatable PostgreSQL install (the .deps/pg18 wheel):
+# the extension is installed there, so a concurrent `make install` by
+# someone else cannot swap clustered_pg.so under a running benchmark.
+# Shared system installs (Debian's /usr/lib/postgresql/NN) are used as is.
+# BENCH_PRIVATE_PG=0 turns this off.
+PGROOT=$(cd "$("$PGC" --bindir)/.." && pwd -P)
+if [ "${BENCH_PRIVATE_PG:-1}" = 1 ] && [ -f "$PGROOT/include/server/postgres.h" ] \
+   && [ "$("$PGC" --pkglibdir)" = "$PGROOT/lib" ]; then
+    log "private copy of $PGROOT in $BENCH_OUT/pginstall ..."
+    rm -rf "$BENCH_OUT/pginstall"
+    cp -a "$PGROOT" "$BENCH_OUT/pginstall"
+    chmod -R a+rX "$BENCH_OUT/pginstall"
+    PGC="$BENCH_OUT/pginstall/bin/pg_config"
+fi
+
 if [ "${BENCH_SKIP_BUILD:-0}" != 1 ]; then
     log "building clustered_pg ..."
     make -s --no-print-directory PG_CONFIG="$PGC" >&2
@@ -70,10 +91,6 @@ if ! python3 -c 'import matplotlib' >/dev/null 2>&1; then
         log "WARNING: matplotlib could not be installed; tables and JSON only, no plots"
     fi
 fi
-
-mkdir -p "$BENCH_OUT"
-BENCH_OUT=$(cd "$BENCH_OUT" && pwd -P)
-export BENCH_OUT
 
 # Server settings for a 2-core / 24 GB machine.  Identical for every
 # variant (they all run in this one cluster).  autovacuum is off for the
