@@ -69,11 +69,20 @@ export BENCH_OUT
 PGROOT=$(cd "$("$PGC" --bindir)/.." && pwd -P)
 if [ "${BENCH_PRIVATE_PG:-1}" = 1 ] && [ -f "$PGROOT/include/server/postgres.h" ] \
    && [ "$("$PGC" --pkglibdir)" = "$PGROOT/lib" ]; then
-    log "private copy of $PGROOT in $BENCH_OUT/pginstall ..."
-    rm -rf "$BENCH_OUT/pginstall"
-    cp -a "$PGROOT" "$BENCH_OUT/pginstall"
-    chmod -R a+rX "$BENCH_OUT/pginstall"
-    PGC="$BENCH_OUT/pginstall/bin/pg_config"
+    # Same depth as the original (binaries may have an $ORIGIN/../../.. rpath,
+    # as the wheel's do): PRIV/<parent>/<root>, the parent's siblings linked.
+    PARENT=$(dirname "$PGROOT")
+    PRIV="$BENCH_OUT/pginstall"
+    log "private copy of $PGROOT in $PRIV ..."
+    rm -rf "$PRIV"
+    mkdir -p "$PRIV/$(basename "$PARENT")"
+    cp -a "$PGROOT" "$PRIV/$(basename "$PARENT")/"
+    for f in "$(dirname "$PARENT")"/*; do
+        [ "$f" = "$PARENT" ] || ln -s "$f" "$PRIV/$(basename "$f")"
+    done
+    chmod -R a+rX "$PRIV"
+    PGC="$PRIV/$(basename "$PARENT")/$(basename "$PGROOT")/bin/pg_config"
+    "$PGC" --version >/dev/null
 fi
 
 if [ "${BENCH_SKIP_BUILD:-0}" != 1 ]; then
