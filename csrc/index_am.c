@@ -264,7 +264,12 @@ cpg_clustered_pk_index_handler(PG_FUNCTION_ARGS)
 	am->amsearcharray = false;
 	am->amsearchnulls = false;
 	am->amstorage = false;
-	am->amclusterable = true;
+	/*
+	 * Not yet: CLUSTER ... USING would read the table through a keyless
+	 * index scan, which returns neither key order nor rows with NULL keys.
+	 * Until ordered scans exist, PostgreSQL refuses it with a clear error.
+	 */
+	am->amclusterable = false;
 	am->ampredlocks = false;
 	am->amcanparallel = false;
 	am->amcaninclude = false;

@@ -42,9 +42,6 @@ pub enum Fill {
     Extend,
 }
 
-/// Blocks asked for room per placement, nearest first.
-pub const MAX_ROOM_CHECKS: usize = 6;
-
 /// Distance from `k` to a zone (0 when inside).
 fn distance(k: i64, l: &Listed) -> u128 {
     if k < l.zmin {
@@ -68,8 +65,7 @@ pub fn place(
 ) -> Decision {
     let mut by_distance: Vec<&Listed> = listings.iter().collect();
     by_distance.sort_by_key(|l| (distance(k, l), l.zmax as i128 - l.zmin as i128, l.blkno));
-    // Each check reads a heap page; the nearest few decide in practice.
-    for l in by_distance.into_iter().take(MAX_ROOM_CHECKS) {
+    for l in by_distance {
         let fill = if distance(k, l) == 0 {
             Fill::Gap
         } else {

@@ -945,6 +945,35 @@ fn raw_listing_key(buf: &[u8], at: usize) -> (i64, u32) {
     )
 }
 
+/// The segment owning `key` and the exclusive upper bound of its key range
+/// on this page (None for the page's last segment), decoded alone from the
+/// encoded page: the insert path needs one segment, not the page.
+pub fn segment_in_place(buf: &[u8], key: i64) -> Result<(Segment, Option<i64>), LayoutError> {
+    let (used, nsegs, off, idx, h) = raw_find_segment(buf, key)?;
+    let lst = off + SegHeader::SIZE;
+    let listings = (0..h.nlist as usize)
+        .map(|i| Listing::read(&buf[lst + i * Listing::SIZE..]))
+        .collect();
+    let next = lst + h.nlist as usize * Listing::SIZE;
+    let hi = if idx + 1 < nsegs {
+        Some(raw_segment(buf, next, used)?.lo)
+    } else {
+        None
+    };
+    Ok((
+        Segment {
+            lo: h.lo,
+            id: h.segment_id,
+            row_count: h.row_count,
+            split_generation: h.split_generation,
+            last_split_at: h.last_split_at,
+            updated_at: h.updated_at,
+            listings,
+        },
+        hi,
+    ))
+}
+
 /// Row count of the segment owning `key`, read from the encoded page.
 pub fn segment_rows_in_place(buf: &[u8], key: i64) -> Result<i64, LayoutError> {
     let (_, _, _, _, h) = raw_find_segment(buf, key)?;
@@ -1507,5 +1536,25 @@ mod tests {
         ));
         let mut out = Vec::new();
         assert!(candidates_in_place(&buf, 0, 10, &mut out).is_err());
+    }
+}
+
+#[cfg(test)]
+mod in_place_segment_tests {
+    use super::*;
+
+    #[test]
+    fn segment_in_place_matches_the_decoded_page() {
+        let pairs: Vec<(i64, u32)> = (0..5000i64).map(|k| (k * 3, (k / 40) as u32)).collect();
+        let (pages, _dir) = build_pages(pairs, 256, 0.9).unwrap();
+        let page = &pages[0];
+        let mut buf = vec![0u8; CONTENT_SIZE];
+        page.encode_into(&mut buf).unwrap();
+        for key in [0i64, 1, 767, 768, 3000, 14_000] {
+            let (seg, hi) = segment_in_place(&buf, key).unwrap();
+            let si = page.find_segment(key);
+            assert_eq!(seg, page.segs[si], "key {key}");
+            assert_eq!(hi, page.segment_hi(si, None), "key {key}");
+        }
     }
 }

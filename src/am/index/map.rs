@@ -11,7 +11,7 @@ use crate::core::layout::{
     META_FLAG_OVERFLOW, PAGE_HEADER_SIZE,
 };
 use crate::core::segmap::{
-    find_page, pick_split_key, record_in_place, segment_rows_in_place, Recorded,
+    find_page, pick_split_key, record_in_place, segment_in_place, segment_rows_in_place, Recorded,
 };
 use crate::pg::buffer::{Lock, LockedBuffer, XLogRecord};
 use crate::pg::error::{codes, guard, PgError, PgResult};
@@ -387,13 +387,18 @@ pub fn segment_of(index: sys::Relation, key: i64) -> PgResult<(Segment, Option<i
     let (meta_buf, meta) = read_meta(index, Lock::Share)?;
     let i = find_page(&meta.dir, key);
     let page_hi = meta.dir.get(i + 1).map(|d| d.lo);
-    let (seg_buf, seg) = read_seg(index, meta.dir[i].blkno, Lock::Share)?;
+    let seg_buf = LockedBuffer::read(index, meta.dir[i].blkno, Lock::Share)?;
     drop(meta_buf);
-    let si = seg.find_segment(key);
-    let hi = seg.segment_hi(si, page_hi);
-    let s = seg.segs[si].clone();
-    drop(seg_buf);
-    Ok((s, hi))
+    if page_kind(seg_buf.page()) != KIND_SEG {
+        return Err(corrupt(
+            index,
+            "segment page",
+            LayoutError::Corrupt("wrong page kind"),
+        ));
+    }
+    let (s, hi) = segment_in_place(content(seg_buf.page()), key)
+        .map_err(|e| corrupt(index, "segment page", e))?;
+    Ok((s, hi.or(page_hi)))
 }
 
 /// Splits the segment owning `key` at the median of the keys its blocks
