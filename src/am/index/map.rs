@@ -493,3 +493,93 @@ pub fn split_exact(
     write_structural(index, meta_buf, meta, seg_buf, seg, i, page_hi, now, None)?;
     Ok(true)
 }
+
+/// VACUUM: narrows the zones of the `dirty` heap blocks (those that lost
+/// tuples) to the keys they still hold, drops listings of blocks that hold
+/// no key of their segment any more, and recounts the rows of every segment
+/// that lists a dirty block. Each segment page is changed under its
+/// exclusive lock while the heap blocks are read, so an insert either
+/// reached the heap before the read (and is counted) or records itself
+/// after this write. Returns (listings narrowed, listings removed).
+pub fn vacuum_tighten(
+    index: sys::Relation,
+    heap: sys::Relation,
+    dirty: &std::collections::HashSet<u32>,
+) -> PgResult<(usize, usize)> {
+    let attno = rel::index_heap_attno(index);
+    let width = rel::key_width(index)?;
+    let now = now();
+    let mut keys_cache: std::collections::HashMap<u32, Vec<i64>> = Default::default();
+    let mut keys_of = |b: u32| -> PgResult<Vec<i64>> {
+        if let Some(k) = keys_cache.get(&b) {
+            return Ok(k.clone());
+        }
+        let k: Vec<i64> = crate::pg::heap::block_keys(heap, b, attno, width)?
+            .into_iter()
+            .filter_map(|t| t.key)
+            .collect();
+        keys_cache.insert(b, k.clone());
+        Ok(k)
+    };
+    let (mut narrowed, mut removed) = (0usize, 0usize);
+    let mut key = i64::MIN;
+    loop {
+        crate::pg::error::check_for_interrupts()?;
+        let (meta_buf, meta) = read_meta(index, Lock::Share)?;
+        if meta.flags & META_FLAG_OVERFLOW != 0 || meta.dir.is_empty() {
+            break;
+        }
+        let i = find_page(&meta.dir, key);
+        let page_hi = meta.dir.get(i + 1).map(|d| d.lo);
+        let (seg_buf, mut seg) = read_seg(index, meta.dir[i].blkno, Lock::Exclusive)?;
+        drop(meta_buf);
+        let mut touched: std::collections::BTreeSet<u32> = Default::default();
+        let mut affected = vec![false; seg.segs.len()];
+        for (si, s) in seg.segs.iter().enumerate() {
+            for l in &s.listings {
+                if dirty.contains(&l.blkno) {
+                    touched.insert(l.blkno);
+                    affected[si] = true;
+                }
+            }
+        }
+        if !touched.is_empty() {
+            for &b in &touched {
+                let keys = keys_of(b)?;
+                let st = seg.tighten_block(b, &keys, page_hi);
+                narrowed += st.changed;
+                removed += st.removed;
+            }
+            for si in 0..seg.segs.len() {
+                if !affected[si] {
+                    continue;
+                }
+                let lo = seg.segs[si].lo;
+                let hi = seg.segment_hi(si, page_hi);
+                let mut rows = 0i64;
+                for b in seg.segs[si]
+                    .listings
+                    .iter()
+                    .map(|l| l.blkno)
+                    .collect::<Vec<_>>()
+                {
+                    rows += keys_of(b)?
+                        .iter()
+                        .filter(|&&k| k >= lo && hi.is_none_or(|h| k < h))
+                        .count() as i64;
+                }
+                seg.segs[si].row_count = rows;
+                seg.segs[si].updated_at = now;
+            }
+            let mut x = XLogRecord::start(index)?;
+            write_seg(x.register(&seg_buf, false)?, &seg)?;
+            x.finish()?;
+        }
+        drop(seg_buf);
+        match page_hi {
+            Some(next) => key = next,
+            None => break,
+        }
+    }
+    Ok((narrowed, removed))
+}
