@@ -19,6 +19,8 @@
 #include "utils/inval.h"
 #include "access/htup_details.h"
 #include "catalog/pg_class.h"
+#include "catalog/pg_index.h"
+#include "access/genam.h"
 
 #include "cpg.h"
 
@@ -224,6 +226,70 @@ cpg_tuple_update(Relation rel, ItemPointer otid, TupleTableSlot *slot, CommandId
 									  tmfd, lockmode, update_indexes);
 }
 
+/*
+ * A valid, non-partial btree whose first column is the clustered key: heap's
+ * rewrite can sort by it. InvalidOid if there is none.
+ */
+static Oid
+btree_on_clustered_key(Relation rel, Oid clustered_index)
+{
+	Relation	ck = index_open(clustered_index, AccessShareLock);
+	AttrNumber	key = ck->rd_index->indkey.values[0];
+	List	   *indexes = RelationGetIndexList(rel);
+	ListCell   *lc;
+	Oid			found = InvalidOid;
+
+	index_close(ck, AccessShareLock);
+	foreach(lc, indexes)
+	{
+		Relation	idx = index_open(lfirst_oid(lc), AccessShareLock);
+
+		if (idx->rd_rel->relam == BTREE_AM_OID &&
+			idx->rd_index->indisvalid &&
+			idx->rd_index->indkey.values[0] == key &&
+			heap_attisnull(idx->rd_indextuple, Anum_pg_index_indexprs, NULL) &&
+			heap_attisnull(idx->rd_indextuple, Anum_pg_index_indpred, NULL))
+			found = RelationGetRelid(idx);
+		index_close(idx, AccessShareLock);
+		if (OidIsValid(found))
+			break;
+	}
+	list_free(indexes);
+	return found;
+}
+
+/*
+ * VACUUM FULL (no index given) rewrites a clustered_heap table in key order
+ * when a btree on the key exists, through heap's own sorted rewrite; the
+ * map is rebuilt afterwards with the other indexes. CLUSTER ... USING a
+ * btree keeps PostgreSQL's meaning (that index's order).
+ */
+static void
+cpg_relation_copy_for_cluster(Relation OldTable, Relation NewTable, Relation OldIndex,
+							  bool use_sort, TransactionId OldestXmin,
+							  TransactionId *xid_cutoff, MultiXactId *multi_cutoff,
+							  double *num_tuples, double *tups_vacuumed,
+							  double *tups_recently_dead)
+{
+	Oid			ck = cpg_clustered_index_of(OldTable);
+	Oid			sort_by = (OldIndex == NULL && OidIsValid(ck))
+		? btree_on_clustered_key(OldTable, ck) : InvalidOid;
+
+	if (OidIsValid(sort_by))
+	{
+		Relation	idx = index_open(sort_by, AccessShareLock);
+
+		heap_routine->relation_copy_for_cluster(OldTable, NewTable, idx, true, OldestXmin,
+												xid_cutoff, multi_cutoff, num_tuples,
+												tups_vacuumed, tups_recently_dead);
+		index_close(idx, NoLock);
+		return;
+	}
+	heap_routine->relation_copy_for_cluster(OldTable, NewTable, OldIndex, use_sort, OldestXmin,
+											xid_cutoff, multi_cutoff, num_tuples,
+											tups_vacuumed, tups_recently_dead);
+}
+
 /* TOAST tables of clustered_heap tables are plain heap. */
 static Oid
 cpg_relation_toast_am(Relation rel)
@@ -293,6 +359,7 @@ cpg_clustered_heap_handler(PG_FUNCTION_ARGS)
 		cpg_routine.multi_insert = cpg_multi_insert;
 		cpg_routine.tuple_update = cpg_tuple_update;
 		cpg_routine.relation_toast_am = cpg_relation_toast_am;
+		cpg_routine.relation_copy_for_cluster = cpg_relation_copy_for_cluster;
 		cpg_routine.index_build_range_scan = cpg_index_build_range_scan;
 		cpg_routine.index_validate_scan = cpg_index_validate_scan;
 	}

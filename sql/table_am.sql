@@ -136,6 +136,16 @@ SELECT (j->0->'Plan'->>'Lossy Heap Blocks')::int * 4 < b.range_blocks AS emptied
 RESET enable_indexscan;
 RESET enable_seqscan;
 
+-- VACUUM FULL rewrites in key order when a btree on the key exists:
+-- physical order then follows the key (correlation 1) and the map is
+-- rebuilt compact.
+CREATE UNIQUE INDEX vac_pk ON vac (id);
+VACUUM FULL vac;
+ANALYZE vac;
+SELECT correlation > 0.99 AS key_order_after_vacuum_full
+  FROM pg_stats WHERE tablename = 'vac' AND attname = 'id';
+SELECT count(*) AS violations FROM clustered_pg.verify('vac');
+
 DROP TABLE plainish, ev, ev_heap, nn, vac;
 DROP FUNCTION clustered_pg_explain_json(text);
 DROP EXTENSION clustered_pg;
