@@ -101,9 +101,15 @@ SET enable_seqscan = off;
 EXPLAIN (COSTS OFF) SELECT * FROM ev WHERE id = 12345;
 RESET enable_seqscan;
 
--- Observability counters moved.
+-- Observability counters moved: planner estimates, inserts, scans, splits,
+-- maintenance (the build) and row-count lookups (segment_map_stats).
+SELECT count(*) > 0 AS stats_read FROM clustered_pg.segment_map_stats('evb');
 SELECT clustered_pg.observability() ~ 'costestimate=[1-9][0-9]*,' AS costestimate_counted,
-       clustered_pg.observability() ~ 'scan=[1-9]' AS scans_counted;
+       clustered_pg.observability() ~ 'rowcount_lookups=[1-9]' AS rowcount_lookups_counted,
+       clustered_pg.observability() ~ 'insert=[1-9]' AS inserts_counted,
+       clustered_pg.observability() ~ 'scan=[1-9]' AS scans_counted,
+       clustered_pg.observability() ~ 'split=[1-9]' AS splits_counted,
+       clustered_pg.observability() ~ 'maintenance=[1-9]' AS maintenance_counted;
 
 DROP TABLE ev, evb, opt, small, mid, ul CASCADE;
 DROP SEQUENCE ev_seq;

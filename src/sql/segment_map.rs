@@ -8,6 +8,7 @@
 //! `segment_map_tids_gc`, the rebuild) need to own it.
 
 use crate::am::index::map;
+use crate::core::counters::{bump, Counter};
 use crate::core::locator::Locator;
 use crate::core::seedapi::{owning_segment, repack_due, segment_rows, stats};
 use crate::pg::buffer::{Lock, LockedBuffer, XLogRecord};
@@ -30,6 +31,7 @@ fn relation_arg(a: &Args, func: &str) -> PgResult<sys::Oid> {
 
 /// Opens the table and its clustered_pk_index for reading (SELECT needed).
 fn open_reader(oid: sys::Oid, table_lock: u32) -> PgResult<(OpenRel, OpenRel)> {
+    bump(Counter::rowcount_lookups);
     rel::open_clustered(oid, table_lock as i32)
 }
 
