@@ -11,6 +11,11 @@
 # ${SMOKE_TX:-500} transactions each, regress/pgbench/locator_insert.sql) and
 # then checks the result with SQL (see the CHECKS section; add new checks
 # there with `check "<what>" "<query returning t when good>"`).
+# It also runs concurrent inserts into a plain heap with a clustered_pk_index
+# (smoke_ck), and a mixed insert/update/rekey/delete/select workload on a
+# clustered_heap table and a plain heap (smoke_mix_ch, smoke_mix_ph; both with
+# a clustered_pk_index and a UNIQUE btree on id), checked by verify(), exact
+# row accounting through a ledger table, and index-vs-seq-scan counts.
 # Prints one PASS/FAIL line; exits non-zero on failure.
 set -euo pipefail
 
@@ -43,6 +48,7 @@ psql_db()    { "$PSQL" -X -q -v ON_ERROR_STOP=1 -At -d "$DB" "$@"; }
 CREATED_DB=0
 cleanup() {
     local rc=$?
+    [ -n "${MIX_DIR:-}" ] && rm -rf "$MIX_DIR"
     if [ "$CREATED_DB" = 1 ] && [ "${SMOKE_KEEP_DB:-0}" != 1 ]; then
         psql_admin -c "DROP DATABASE IF EXISTS $DB" >/dev/null 2>&1 || true
     fi
@@ -97,6 +103,75 @@ if ! "$PGBENCH" -n -c "$CLIENTS" -j "$JOBS" -t "$TX" -f "$REPO/regress/pgbench/c
 fi
 rm -f "${TMPDIR:-/tmp}/cpg-smoke-pgbench.$$.log"
 log "pgbench (clustered_pk_index) done in $((SECONDS - start))s"
+
+# Mixed read/write workload on a clustered_heap table and on a plain heap,
+# each with a clustered_pk_index and a UNIQUE btree on id: random inserts
+# (ON CONFLICT DO NOTHING), payload updates, key-changing updates
+# (id + 10^13), deletes and range selects, one single-statement transaction
+# each (weighted pgbench scripts, so no deadlocks between clients).  Every
+# insert and delete that commits also writes +1/-1 to a ledger table in the
+# same statement (data-modifying CTE), so the exact expected row count is
+# 20000 + sum(ledger.delta).
+MIX_DIR=$(mktemp -d "${TMPDIR:-/tmp}/cpg-smoke-mix.XXXXXX")
+# write_mix_scripts TABLE -- the five pgbench scripts of TABLE in $MIX_DIR/TABLE-*.sql
+write_mix_scripts() {
+    local t=$1
+    cat >"$MIX_DIR/$t-insert.sql" <<SQL
+\set k random(1, 1000000000000)
+WITH ins AS (INSERT INTO $t (id, v, payload) VALUES (:k, :client_id, 'ins ' || :k)
+             ON CONFLICT (id) DO NOTHING RETURNING 1)
+INSERT INTO ${t}_ledger (delta) SELECT 1 FROM ins;
+SQL
+    cat >"$MIX_DIR/$t-update.sql" <<SQL
+\set r random(1, 1000000000000)
+UPDATE $t SET payload = md5(payload), v = v + 1
+ WHERE id = (SELECT id FROM $t WHERE id >= :r ORDER BY id LIMIT 1);
+SQL
+    cat >"$MIX_DIR/$t-rekey.sql" <<SQL
+\set r random(1, 1000000000000)
+UPDATE $t SET id = id + 10000000000000
+ WHERE id = (SELECT id FROM $t WHERE id >= :r AND id < 10000000000000 ORDER BY id LIMIT 1);
+SQL
+    cat >"$MIX_DIR/$t-delete.sql" <<SQL
+\set r random(1, 1000000000000)
+WITH del AS (DELETE FROM $t WHERE id = (SELECT id FROM $t WHERE id >= :r ORDER BY id LIMIT 1) RETURNING 1)
+INSERT INTO ${t}_ledger (delta) SELECT -1 FROM del;
+SQL
+    cat >"$MIX_DIR/$t-select.sql" <<SQL
+\set a random(1, 1000000000000)
+SELECT count(*), sum(v) FROM $t WHERE id BETWEEN :a AND :a + 1000;
+SQL
+}
+# run_mix TABLE AM -- create TABLE (USING AM) with 20000 rows, run the workload.
+run_mix() {
+    local t=$1 am=$2 out="${TMPDIR:-/tmp}/cpg-smoke-pgbench.$$.log"
+    psql_db <<SQL
+CREATE TABLE $t (id bigint NOT NULL, v int, payload text) USING $am;
+CREATE INDEX ${t}_ck ON $t USING clustered_pk_index (id) WITH (split_threshold = 256);
+CREATE UNIQUE INDEX ${t}_id_key ON $t (id);
+CREATE TABLE ${t}_ledger (delta int NOT NULL);
+SELECT setseed(0.42);
+INSERT INTO $t SELECT g::bigint * 50000000, 0, repeat('x', 40) FROM generate_series(1, 20000) g ORDER BY random();
+VACUUM ANALYZE $t;
+SQL
+    write_mix_scripts "$t"
+    log "pgbench (mixed, $t USING $am): $CLIENTS clients, -j $JOBS, $TX transactions each"
+    start=$SECONDS
+    if ! "$PGBENCH" -n -c "$CLIENTS" -j "$JOBS" -t "$TX" \
+            -f "$MIX_DIR/$t-insert.sql@4" -f "$MIX_DIR/$t-update.sql@2" -f "$MIX_DIR/$t-rekey.sql@2" \
+            -f "$MIX_DIR/$t-delete.sql@2" -f "$MIX_DIR/$t-select.sql@2" "$DB" >"$out" 2>&1; then
+        cat "$out" >&2
+        rm -f "$out"
+        echo "concurrency-smoke: FAIL (mixed pgbench on $t failed)"
+        exit 1
+    fi
+    grep -E '^(number of transactions actually processed|number of failed|tps)' "$out" \
+        | sed 's/^/concurrency-smoke:   /' >&2 || true
+    rm -f "$out"
+    log "pgbench (mixed, $t) done in $((SECONDS - start))s"
+}
+run_mix smoke_mix_ch clustered_heap
+run_mix smoke_mix_ph heap
 
 # --- CHECKS ------------------------------------------------------------------
 NCHECKS=0
@@ -212,6 +287,50 @@ show "segments over split_threshold (map row_count; exact count via segment_map_
 check "segment_map_tids lists every row exactly once (count and ctid join)" \
     "SELECT count(*) = $CK_EXPECTED AND count(DISTINCT t.tuple_tid) = $CK_EXPECTED
        FROM $L.segment_map_tids_of('smoke_ck') t JOIN smoke_ck c ON c.ctid = t.tuple_tid AND c.id = t.minor_key"
+# Mixed workload tables (clustered_heap and plain heap).  Index scans are
+# forced onto the clustered_pk_index by dropping the btree inside a
+# transaction that is rolled back.
+for t in smoke_mix_ch smoke_mix_ph; do
+    show "$t rows, ledger (+ins/-del), rows moved by rekey" \
+        "SELECT (SELECT count(*) FROM $t), (SELECT count(*) FILTER (WHERE delta > 0) || '/' || count(*) FILTER (WHERE delta < 0) FROM ${t}_ledger),
+                (SELECT count(*) FROM $t WHERE id >= 10000000000000)"
+    check "$t: clustered_pg.verify() returns no rows" \
+        "SELECT count(*) = 0 FROM $L.verify('$t')"
+    check "$t: count(*) = 20000 + sum(ledger) (exact accounting of committed inserts/deletes)" \
+        "SELECT (SELECT count(*) FROM $t) = 20000 + (SELECT coalesce(sum(delta), 0) FROM ${t}_ledger)"
+    check "$t: ids are unique (seq scan)" \
+        "$SEQ_COUNT_ALL SELECT count(*) = count(DISTINCT id) FROM $t"
+    for range in "1 AND 1000000000000" "1 AND 300000000000" "250000000000 AND 250100000000" \
+                 "700000000000 AND 700000001000" "10000000000000 AND 20000000000000" \
+                 "-9223372036854775808 AND 9223372036854775807"; do
+        check "$t: clustered_pk_index scan count = seq scan count (id BETWEEN $range)" \
+            "BEGIN; DROP INDEX ${t}_id_key; CREATE TEMP TABLE c2 (what text, n bigint);
+             SET LOCAL enable_seqscan = off; SET LOCAL enable_bitmapscan = off;
+             INSERT INTO c2 SELECT 'index', count(*) FROM $t WHERE id BETWEEN $range;
+             SET LOCAL enable_indexscan = off; SET LOCAL enable_bitmapscan = on;
+             INSERT INTO c2 SELECT 'bitmap', count(*) FROM $t WHERE id BETWEEN $range;
+             SET LOCAL enable_bitmapscan = off; SET LOCAL enable_seqscan = on;
+             INSERT INTO c2 SELECT 'seq', count(*) FROM $t WHERE id BETWEEN $range;
+             SELECT count(DISTINCT n) = 1 AND count(*) = 3 FROM c2;
+             ROLLBACK"
+    done
+    plan=$(psql_db -c "BEGIN; DROP INDEX ${t}_id_key; SET LOCAL enable_seqscan = off; SET LOCAL enable_bitmapscan = off;
+                       EXPLAIN (COSTS OFF) SELECT count(*) FROM $t WHERE id BETWEEN 1 AND 1000; ROLLBACK" 2>&1 || true)
+    NCHECKS=$((NCHECKS + 1))
+    if grep -q "Index Scan using ${t}_ck" <<<"$plan"; then
+        log "  ok    $t: the forced index scan uses ${t}_ck"
+    else
+        NFAILED=$((NFAILED + 1))
+        log "  FAIL  $t: the forced index scan does not use ${t}_ck; plan: $(tr '\n' ' ' <<<"$plan")"
+    fi
+    check "$t: every row is found by an equality lookup through the clustered_pk_index" \
+        "BEGIN; DROP INDEX ${t}_id_key; SET LOCAL enable_seqscan = off; SET LOCAL enable_bitmapscan = off;
+         SELECT count(*) = 0 FROM $t s WHERE NOT EXISTS (SELECT 1 FROM $t x WHERE x.id = s.id AND x.ctid = s.ctid);
+         ROLLBACK"
+    psql_db -c "VACUUM $t" >/dev/null
+    check "$t: verify() still clean after VACUUM" \
+        "SELECT count(*) = 0 FROM $L.verify('$t')"
+done
 # --- end of CHECKS -----------------------------------------------------------
 
 if [ "$NFAILED" -eq 0 ]; then

@@ -32,6 +32,7 @@ STEPS=(
     "cargo-test         test   -"
     "installcheck       test   main"
     "concurrency-smoke  test   main"
+    "dump-restore       test   main"
     "walcheck-installcheck test walcheck"
     "crash-recovery     test   walcheck"
 )
@@ -59,6 +60,7 @@ step_cmd() {
         installcheck)      rm -f regression.diffs
                            make installcheck PG_CONFIG="$PG_CONFIG" ;;
         concurrency-smoke) regress/concurrency-smoke.sh ;;
+        dump-restore)      regress/dump-restore.sh ;;
         walcheck-installcheck) rm -f regression.diffs
                            make installcheck PG_CONFIG="$PG_CONFIG" ;;
         crash-recovery)    regress/crash-recovery.sh ;;
