@@ -332,9 +332,29 @@ fn write_structural(
         meta.nsegments += 1;
         bump(Counter::split);
     }
-    let (mut lower, mut upper, new_lo) = seg
-        .split_half()
-        .ok_or_else(|| internal(index, "page split found a single segment"))?;
+    // Appends to the rightmost segment of the last page (ascending loads)
+    // move only that segment to the new page, so the pages left behind stay
+    // full instead of half full, as btree's rightmost split does.
+    let appending = page_hi.is_none()
+        && seg.segs.len() >= 2
+        && record.is_some_and(|(k, _)| k >= seg.segs[seg.segs.len() - 1].lo);
+    let (mut lower, mut upper, new_lo) = if appending {
+        let last = seg.segs.len() - 1;
+        let upper = SegPage {
+            segs: seg.segs[last..].to_vec(),
+        };
+        let new_lo = upper.segs[0].lo;
+        (
+            SegPage {
+                segs: seg.segs[..last].to_vec(),
+            },
+            upper,
+            new_lo,
+        )
+    } else {
+        seg.split_half()
+            .ok_or_else(|| internal(index, "page split found a single segment"))?
+    };
     if let Some((k, b)) = record {
         if k >= new_lo {
             upper.record(k, b, now);
