@@ -194,18 +194,28 @@ cpg_tuple_insert_speculative(Relation rel, TupleTableSlot *slot, CommandId cid,
 	heap_routine->tuple_insert_speculative(rel, slot, cid, options, bistate, token);
 }
 
-/* One tuple at a time, each to its own block (batches arrive unsorted). */
+/*
+ * A batch (COPY) goes in key order, one tuple at a time, each to the block
+ * its key calls for: neighbours in the batch then fill the same block.
+ */
 static void
 cpg_multi_insert(Relation rel, TupleTableSlot **slots, int nslots, CommandId cid,
 				 int options, BulkInsertState bistate)
 {
+	CpgStatus	st = {0};
+	int		   *order = palloc(sizeof(int) * Max(nslots, 1));
 	int			i;
 
+	rs_key_order(rel, slots, nslots, order, &st);
+	cpg_raise(&st);
 	for (i = 0; i < nslots; i++)
 	{
-		place(rel, slots[i], bistate);
-		heap_routine->tuple_insert(rel, slots[i], cid, options, bistate);
+		TupleTableSlot *slot = slots[order[i]];
+
+		place(rel, slot, bistate);
+		heap_routine->tuple_insert(rel, slot, cid, options, bistate);
 	}
+	pfree(order);
 }
 
 #if PG_VERSION_NUM >= 160000

@@ -104,3 +104,56 @@ pub extern "C" fn rs_place(
 ) -> u32 {
     entry(st, NO_BLOCK, || choose(heap, slot))
 }
+
+/// The order in which a multi-insert batch (COPY) should be placed: by key,
+/// so neighbours in a batch go to the same block one after the other. The
+/// slots array itself is left alone (COPY maps it to line numbers).
+fn key_order(
+    heap: sys::Relation,
+    slots: *mut *mut sys::TupleTableSlot,
+    nslots: i32,
+    order: *mut i32,
+) -> PgResult<()> {
+    let n = nslots.max(0) as usize;
+    // SAFETY: order has room for nslots entries (the C caller's array).
+    let out = unsafe { std::slice::from_raw_parts_mut(order, n) };
+    for (i, o) in out.iter_mut().enumerate() {
+        *o = i as i32;
+    }
+    // SAFETY: heap is the open target relation.
+    let index_oid = guard(|| unsafe { sys::cpg_clustered_index_of(heap) })?;
+    if index_oid == 0 || n < 2 {
+        return Ok(());
+    }
+    let index = OpenRel::index(index_oid, sys::RowExclusiveLock as i32)?;
+    let attno = rel::index_heap_attno(index.rel());
+    let width = rel::key_width(index.rel())?;
+    let mut keys = Vec::with_capacity(n);
+    for i in 0..n {
+        // SAFETY: slots has nslots valid entries.
+        let slot = unsafe { *slots.add(i) };
+        let mut isnull = false;
+        let np = &mut isnull as *mut bool;
+        // SAFETY: reads the key column of the slot.
+        let d = guard(|| unsafe { sys::cpg_slot_key(slot, attno, np) })?;
+        // NULL keys sort first; placing them raises the clear error.
+        keys.push(if isnull {
+            None
+        } else {
+            Some(rel::key_from_datum(d, width))
+        });
+    }
+    out.sort_by_key(|&i| keys[i as usize]);
+    Ok(())
+}
+
+#[no_mangle]
+pub extern "C" fn rs_key_order(
+    heap: sys::Relation,
+    slots: *mut *mut sys::TupleTableSlot,
+    nslots: i32,
+    order: *mut i32,
+    st: *mut CpgStatus,
+) {
+    entry(st, (), || key_order(heap, slots, nslots, order))
+}
