@@ -37,6 +37,10 @@ fn estimate(
         )
     };
     let segment_pages = (index_pages - 1.0).max(1.0);
+    // SAFETY: the planner holds a lock on the index.
+    let index_oid = unsafe { (*info).indexoid };
+    let index = crate::pg::rel::OpenRel::index(index_oid, sys::NoLock as i32)?;
+    let (overflowed, lookup_blocks) = crate::am::index::map::lookup_blocks_sample(index.rel())?;
     let c = index_cost(&CostInputs {
         selectivity: g.indexSelectivity,
         heap_tuples,
@@ -47,16 +51,10 @@ fn estimate(
         cpu_operator_cost: cpu_op,
         cpu_index_tuple_cost: cpu_tup,
         loop_count,
+        lookup_blocks,
     });
     // An overflowed map reads the whole table: never worth planning.
-    // SAFETY: the planner holds a lock on the index.
-    let index_oid = unsafe { (*info).indexoid };
-    let index = crate::pg::rel::OpenRel::index(index_oid, sys::NoLock as i32)?;
-    let total_cost = if crate::am::index::map::is_overflowed(index.rel())? {
-        1.0e10
-    } else {
-        c.total
-    };
+    let total_cost = if overflowed { 1.0e10 } else { c.total };
     // SAFETY: output pointers from the planner.
     unsafe {
         *startup = c.startup;

@@ -158,6 +158,40 @@ pub fn candidates(index: sys::Relation, lo: i64, hi: i64) -> PgResult<Vec<u32>> 
     Ok(out)
 }
 
+/// For the planner: whether the map overflowed, and how many heap blocks a
+/// point lookup reads on average, sampled on the middle segment page (one
+/// page read beyond the metapage): per segment, the summed width of its
+/// zones over the key extent they cover (1 when zones tile the extent).
+pub fn lookup_blocks_sample(index: sys::Relation) -> PgResult<(bool, f64)> {
+    let (meta_buf, meta) = read_meta(index, Lock::Share)?;
+    if meta.flags & META_FLAG_OVERFLOW != 0 {
+        return Ok((true, 1.0));
+    }
+    let mid = meta.dir.len() / 2;
+    let Some(d) = meta.dir.get(mid) else {
+        return Ok((false, 1.0));
+    };
+    let page_hi = meta.dir.get(mid + 1).map(|d| d.lo);
+    let (seg_buf, seg) = read_seg(index, d.blkno, Lock::Share)?;
+    drop(meta_buf);
+    drop(seg_buf);
+    let per_segment: Vec<f64> = crate::core::cost::summarize(&seg, page_hi)
+        .iter()
+        .filter_map(|s| {
+            let (a, b) = s.extent?;
+            let extent = (b as i128 - a as i128 + 1) as f64;
+            Some((s.zone_width_sum / extent).max(1.0))
+        })
+        .collect();
+    if per_segment.is_empty() {
+        return Ok((false, 1.0));
+    }
+    Ok((
+        false,
+        per_segment.iter().sum::<f64>() / per_segment.len() as f64,
+    ))
+}
+
 pub fn is_overflowed(index: sys::Relation) -> PgResult<bool> {
     let (_b, meta) = read_meta(index, Lock::Share)?;
     Ok(meta.flags & META_FLAG_OVERFLOW != 0)
@@ -529,18 +563,23 @@ pub fn vacuum_tighten(
     let attno = rel::index_heap_attno(index);
     let width = rel::key_width(index)?;
     let now = now();
+    // Keys of a heap block are read under the lock of the segment page
+    // being tightened and used for that page only: inserts recorded on
+    // another page meanwhile may have added keys to the block, so a copy
+    // carried over to the next page could narrow a zone past a live tuple.
     let mut keys_cache: std::collections::HashMap<u32, Vec<i64>> = Default::default();
-    let mut keys_of = |b: u32| -> PgResult<Vec<i64>> {
-        if let Some(k) = keys_cache.get(&b) {
-            return Ok(k.clone());
-        }
-        let k: Vec<i64> = crate::pg::heap::block_keys(heap, b, attno, width)?
-            .into_iter()
-            .filter_map(|t| t.key)
-            .collect();
-        keys_cache.insert(b, k.clone());
-        Ok(k)
-    };
+    let keys_of =
+        |b: u32, cache: &mut std::collections::HashMap<u32, Vec<i64>>| -> PgResult<Vec<i64>> {
+            if let Some(k) = cache.get(&b) {
+                return Ok(k.clone());
+            }
+            let k: Vec<i64> = crate::pg::heap::block_keys(heap, b, attno, width)?
+                .into_iter()
+                .filter_map(|t| t.key)
+                .collect();
+            cache.insert(b, k.clone());
+            Ok(k)
+        };
     let (mut narrowed, mut removed) = (0usize, 0usize);
     let mut key = i64::MIN;
     loop {
@@ -553,6 +592,7 @@ pub fn vacuum_tighten(
         let page_hi = meta.dir.get(i + 1).map(|d| d.lo);
         let (seg_buf, mut seg) = read_seg(index, meta.dir[i].blkno, Lock::Exclusive)?;
         drop(meta_buf);
+        keys_cache.clear();
         let mut touched: std::collections::BTreeSet<u32> = Default::default();
         let mut affected = vec![false; seg.segs.len()];
         for (si, s) in seg.segs.iter().enumerate() {
@@ -565,7 +605,7 @@ pub fn vacuum_tighten(
         }
         if !touched.is_empty() {
             for &b in &touched {
-                let keys = keys_of(b)?;
+                let keys = keys_of(b, &mut keys_cache)?;
                 let st = seg.tighten_block(b, &keys, page_hi);
                 narrowed += st.changed;
                 removed += st.removed;
@@ -583,7 +623,7 @@ pub fn vacuum_tighten(
                     .map(|l| l.blkno)
                     .collect::<Vec<_>>()
                 {
-                    rows += keys_of(b)?
+                    rows += keys_of(b, &mut keys_cache)?
                         .iter()
                         .filter(|&&k| k >= lo && hi.is_none_or(|h| k < h))
                         .count() as i64;
