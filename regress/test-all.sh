@@ -30,6 +30,7 @@ STEPS=(
     "build              build  -"
     "install            build  -"
     "cargo-test         test   -"
+    "lint               test   -"
     "installcheck       test   main"
     "concurrency-smoke  test   main"
     "dump-restore       test   main"
@@ -57,6 +58,7 @@ step_cmd() {
         build)             make PG_CONFIG="$PG_CONFIG" ;;
         install)           make install PG_CONFIG="$PG_CONFIG" ;;
         cargo-test)        make cargo-test PG_CONFIG="$PG_CONFIG" ;;
+        lint)              make lint PG_CONFIG="$PG_CONFIG" ;;
         installcheck)      rm -f regression.diffs
                            make installcheck PG_CONFIG="$PG_CONFIG" ;;
         concurrency-smoke) regress/concurrency-smoke.sh ;;

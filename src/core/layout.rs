@@ -602,6 +602,24 @@ impl Segment {
     }
 }
 
+/// Checks a segment page's magic, version and header; returns the bytes in
+/// use and the number of segments.
+pub(crate) fn seg_page_header(buf: &[u8]) -> Result<(usize, usize), LayoutError> {
+    check_magic_version(buf, SEG_MAGIC)?;
+    if buf.len() < SegPageHeader::SIZE {
+        return Err(LayoutError::Corrupt("segment page shorter than its header"));
+    }
+    let h = SegPageHeader::read(buf);
+    let used = h.used as usize;
+    if used > CONTENT_SIZE || used > buf.len() || used < SegPageHeader::SIZE {
+        return Err(LayoutError::Corrupt("segment page used size out of range"));
+    }
+    if h.nsegs == 0 {
+        return Err(LayoutError::Corrupt("segment page without segments"));
+    }
+    Ok((used, h.nsegs as usize))
+}
+
 /// Owned form of a segment page.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct SegPage {
@@ -670,21 +688,10 @@ impl SegPage {
     /// uniqueness of blocks is left to [`SegPage::validate`] because it is
     /// not needed to read the page safely and costs a sort.
     pub fn decode(buf: &[u8]) -> Result<SegPage, LayoutError> {
-        check_magic_version(buf, SEG_MAGIC)?;
-        if buf.len() < SegPageHeader::SIZE {
-            return Err(LayoutError::Corrupt("segment page shorter than its header"));
-        }
-        let h = SegPageHeader::read(buf);
-        let used = h.used as usize;
-        if used > CONTENT_SIZE || used > buf.len() || used < SegPageHeader::SIZE {
-            return Err(LayoutError::Corrupt("segment page used size out of range"));
-        }
-        if h.nsegs == 0 {
-            return Err(LayoutError::Corrupt("segment page without segments"));
-        }
-        let mut segs = Vec::with_capacity(h.nsegs as usize);
+        let (used, nsegs) = seg_page_header(buf)?;
+        let mut segs = Vec::with_capacity(nsegs);
         let mut off = SegPageHeader::SIZE;
-        for _ in 0..h.nsegs {
+        for _ in 0..nsegs {
             if off + SegHeader::SIZE > used {
                 return Err(LayoutError::Corrupt("segment header truncated"));
             }

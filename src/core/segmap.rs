@@ -14,8 +14,8 @@ use std::fmt;
 use std::mem::offset_of;
 
 use super::layout::{
-    check_magic_version, get_i64, get_u32, put_u32, DirEntry, LayoutError, Listing, Meta,
-    SegHeader, SegPage, SegPageHeader, Segment, CONTENT_SIZE, SEG_MAGIC,
+    get_i64, get_u32, put_u32, DirEntry, LayoutError, Listing, Meta, SegHeader, SegPage,
+    SegPageHeader, Segment, CONTENT_SIZE,
 };
 
 /// Index of the directory entry (segment page) responsible for `key`.
@@ -887,19 +887,7 @@ pub fn check_tuple(
 // bytes exactly as `SegPage::record` + `encode_into` would.
 
 fn raw_header(buf: &[u8]) -> Result<(usize, usize), LayoutError> {
-    check_magic_version(buf, SEG_MAGIC)?;
-    if buf.len() < SegPageHeader::SIZE {
-        return Err(LayoutError::Corrupt("segment page shorter than its header"));
-    }
-    let h = SegPageHeader::read(buf);
-    let used = h.used as usize;
-    if used > CONTENT_SIZE || used > buf.len() || used < SegPageHeader::SIZE {
-        return Err(LayoutError::Corrupt("segment page used size out of range"));
-    }
-    if h.nsegs == 0 {
-        return Err(LayoutError::Corrupt("segment page without segments"));
-    }
-    Ok((used, h.nsegs as usize))
+    super::layout::seg_page_header(buf)
 }
 
 /// Reads the segment header at `off`, checking it and its listings lie

@@ -610,10 +610,9 @@ pub fn vacuum_tighten(
                 narrowed += st.changed;
                 removed += st.removed;
             }
-            for si in 0..seg.segs.len() {
-                if !affected[si] {
-                    continue;
-                }
+            let affected_segments: Vec<usize> =
+                (0..seg.segs.len()).filter(|&i| affected[i]).collect();
+            for si in affected_segments {
                 let lo = seg.segs[si].lo;
                 let hi = seg.segment_hi(si, page_hi);
                 let mut rows = 0i64;
