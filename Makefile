@@ -41,7 +41,7 @@ PGXS := $(shell $(PG_CONFIG_ABS) --pgxs)
 include $(PGXS)
 
 # PG 18's wheel was built with a clang-only warning flag that gcc 12 rejects.
-override CFLAGS := $(filter-out -Wmissing-variable-declarations,$(CFLAGS))
+override CFLAGS := $(filter-out -Wmissing-variable-declarations,$(CFLAGS)) -Werror=implicit-function-declaration
 # The PG 18 wheel's Makefile.global lacks VPATH for out-of-tree builds.
 VPATH = $(srcdir)
 

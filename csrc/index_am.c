@@ -26,6 +26,13 @@
 #include "catalog/pg_statistic.h"
 #include "access/htup_details.h"
 #include "parser/parsetree.h"
+#include "catalog/pg_amop.h"
+#include "catalog/pg_amproc.h"
+#include "catalog/pg_opclass.h"
+#include "catalog/pg_type.h"
+#include "utils/catcache.h"
+#include "utils/regproc.h"
+#include "utils/builtins.h"
 
 #include "cpg.h"
 
@@ -188,13 +195,89 @@ w_amoptions(Datum reloptions, bool validate)
 }
 
 static bool
+is_integer_type(Oid t)
+{
+	return t == INT2OID || t == INT4OID || t == INT8OID;
+}
+
+/*
+ * amvalidate: the operator family may hold only search operators of btree
+ * strategies 1..5 between integer types and no support functions, and the
+ * operator class must have all five strategies for its own type. Problems
+ * are reported as INFO, as PostgreSQL's own AMs do.
+ */
+static bool
 w_amvalidate(Oid opclassoid)
 {
-	CpgStatus	st = {0};
-	bool		r = rs_amvalidate(opclassoid, &st);
+	HeapTuple	classtup = SearchSysCache1(CLAOID, ObjectIdGetDatum(opclassoid));
+	Form_pg_opclass classform;
+	Oid			family,
+				intype;
+	CatCList   *oprlist,
+			   *proclist;
+	bool		ok = true;
+	bool		have[6] = {false};
+	int			i;
 
-	cpg_raise(&st);
-	return r;
+	if (!HeapTupleIsValid(classtup))
+		elog(ERROR, "cache lookup failed for operator class %u", opclassoid);
+	classform = (Form_pg_opclass) GETSTRUCT(classtup);
+	family = classform->opcfamily;
+	intype = classform->opcintype;
+
+	if (!is_integer_type(intype))
+	{
+		ereport(INFO,
+				(errcode(ERRCODE_INVALID_OBJECT_DEFINITION),
+				 errmsg("clustered_pk_index operator class %s is for type %s; only smallint, integer and bigint are supported",
+						NameStr(classform->opcname), format_type_be(intype))));
+		ok = false;
+	}
+
+	oprlist = SearchSysCacheList1(AMOPSTRATEGY, ObjectIdGetDatum(family));
+	for (i = 0; i < oprlist->n_members; i++)
+	{
+		Form_pg_amop op = (Form_pg_amop) GETSTRUCT(&oprlist->members[i]->tuple);
+
+		if (op->amopstrategy < 1 || op->amopstrategy > 5 ||
+			op->amoppurpose != AMOP_SEARCH ||
+			!is_integer_type(op->amoplefttype) || !is_integer_type(op->amoprighttype))
+		{
+			ereport(INFO,
+					(errcode(ERRCODE_INVALID_OBJECT_DEFINITION),
+					 errmsg("clustered_pk_index operator family of %s holds operator %s with strategy %d, which it cannot use",
+							NameStr(classform->opcname), format_operator(op->amopopr),
+							op->amopstrategy)));
+			ok = false;
+			continue;
+		}
+		if (op->amoplefttype == intype && op->amoprighttype == intype)
+			have[op->amopstrategy] = true;
+	}
+	ReleaseCatCacheList(oprlist);
+
+	proclist = SearchSysCacheList1(AMPROCNUM, ObjectIdGetDatum(family));
+	if (proclist->n_members > 0)
+	{
+		ereport(INFO,
+				(errcode(ERRCODE_INVALID_OBJECT_DEFINITION),
+				 errmsg("clustered_pk_index operator family of %s has support functions; it uses none",
+						NameStr(classform->opcname))));
+		ok = false;
+	}
+	ReleaseCatCacheList(proclist);
+
+	for (i = 1; i <= 5; i++)
+		if (!have[i])
+		{
+			ereport(INFO,
+					(errcode(ERRCODE_INVALID_OBJECT_DEFINITION),
+					 errmsg("clustered_pk_index operator class %s is missing strategy %d",
+							NameStr(classform->opcname), i)));
+			ok = false;
+		}
+	ReleaseSysCache(classtup);
+	return ok;
 }
 
 static IndexScanDesc

@@ -104,3 +104,16 @@ CREATE INDEX cl_ck ON cl USING clustered_pk_index (id);
 CLUSTER cl USING cl_ck;
 SELECT count(*) FROM cl;
 DROP TABLE cl;
+
+-- amvalidate: the extension's operator classes are valid; one for another
+-- type or with missing strategies is reported.
+SELECT opcname, amvalidate(oid) FROM pg_opclass
+ WHERE opcmethod = (SELECT oid FROM pg_am WHERE amname = 'clustered_pk_index') ORDER BY 1;
+CREATE OPERATOR CLASS bad_text_ops FOR TYPE text USING clustered_pk_index AS
+    OPERATOR 1 <(text, text);
+SELECT amvalidate(oid) FROM pg_opclass WHERE opcname = 'bad_text_ops';
+CREATE TABLE t_text (v text);
+CREATE INDEX t_text_ck ON t_text USING clustered_pk_index (v bad_text_ops);
+DROP TABLE t_text;
+DROP OPERATOR CLASS bad_text_ops USING clustered_pk_index;
+DROP OPERATOR FAMILY bad_text_ops USING clustered_pk_index;

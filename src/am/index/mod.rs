@@ -7,4 +7,3 @@ pub mod insert;
 pub mod map;
 pub mod scan;
 pub mod vacuum;
-pub mod validate;
