@@ -234,7 +234,35 @@ RESET ROLE;
 REVOKE SELECT ON sd FROM cpg_sm_reader;
 DROP ROLE cpg_sm_reader;
 
-DROP TABLE sm, sd, sf, sr, sl, splain;
+-- Allocation applies the placement policy. Make every block of a
+-- clustered_heap table full (ascending load until a new block opens, then
+-- empty that block and let VACUUM drop it from the map): a key inside the
+-- range must then split the segment, and allocation says so before the
+-- insert: the key gets the segment the split creates.
+CREATE TABLE sa (id bigint NOT NULL, payload text) USING clustered_heap;
+CREATE INDEX sa_ck ON sa USING clustered_pk_index (id) WITH (target_fillfactor = 100);
+INSERT INTO sa SELECT g * 2, repeat('a', 200) FROM generate_series(1, 400) g;
+DO $$
+DECLARE pages bigint := pg_relation_size('sa') / 8192; k bigint := 1000;
+BEGIN
+  LOOP
+    INSERT INTO sa VALUES (k, repeat('a', 200));
+    EXIT WHEN pg_relation_size('sa') / 8192 > pages;
+    k := k + 2;
+  END LOOP;
+  DELETE FROM sa WHERE id = k;
+END $$;
+VACUUM sa;
+SELECT clustered_pg.locator_major(clustered_pg.segment_map_allocate_locator_regclass('sa', 601))
+       AS predicted_major \gset
+SELECT :predicted_major > (SELECT max(major_key) FROM clustered_pg.segment_map_of('sa'))
+       AS predicts_the_split_segment;
+INSERT INTO sa VALUES (601, repeat('i', 200));
+SELECT major_key = :predicted_major AS key_landed_in_predicted_segment
+  FROM clustered_pg.segment_map_of('sa') WHERE 601 BETWEEN minor_from AND minor_to;
+SELECT count(*) AS violations FROM clustered_pg.verify('sa');
+
+DROP TABLE sm, sd, sf, sr, sl, splain, sa;
 DROP SEQUENCE sseq;
 DROP FUNCTION sm_summary(regclass);
 DROP EXTENSION clustered_pg;

@@ -198,6 +198,12 @@ mod tests {
     }
 
     #[test]
+    fn split_floor_is_four_pages_capped_by_threshold() {
+        assert_eq!(split_floor(40, 1024), 160);
+        assert_eq!(split_floor(400, 1024), 1024);
+    }
+
+    #[test]
     fn median_never_cuts_a_run_of_equal_keys() {
         assert_eq!(median_split(&[1, 2, 3, 4], 0), Some(3));
         assert_eq!(median_split(&[5, 5, 5, 9], 0), Some(9));

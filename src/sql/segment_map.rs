@@ -10,7 +10,7 @@
 use crate::am::index::map;
 use crate::core::counters::{bump, Counter};
 use crate::core::locator::Locator;
-use crate::core::seedapi::{owning_segment, repack_due, segment_rows, stats};
+use crate::core::seedapi::{repack_due, segment_rows, stats};
 use crate::pg::buffer::{Lock, LockedBuffer, XLogRecord};
 use crate::pg::datum::{fixed_datum, from_i32, from_i64, to_i64, Args};
 use crate::pg::error::{check_for_interrupts, codes, guard, CpgStatus, PgError, PgResult};
@@ -301,15 +301,10 @@ pub extern "C" fn rs_segment_map_locator(fcinfo: FunctionCallInfo, st: *mut CpgS
         let func = "segment_map_allocate_locator";
         let oid = relation_arg(a, func)?;
         let key = to_i64(a.required(1, func, "minor")?);
-        let (_h, ix) = open_reader(oid, sys::AccessShareLock)?;
-        let (_meta, pages) = map::read_all(ix.rel())?;
-        let major = owning_segment(&pages, key).ok_or_else(|| {
-            PgError::new(
-                codes::INDEX_CORRUPTED,
-                format!("index \"{}\" has no segment", rel::name(ix.rel())),
-            )
-            .hint("REINDEX the index to rebuild it.")
-        })?;
+        let (h, ix) = open_reader(oid, sys::AccessShareLock)?;
+        // What placement would do with the key now: the owning segment, or
+        // the upper half it would split off first (nothing is changed).
+        let major = crate::am::table::placement::predicted_major(h.rel(), ix.rel(), key)?;
         fixed_datum(&Locator::new(major, key).to_bytes())
     })
 }

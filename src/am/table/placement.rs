@@ -46,10 +46,6 @@ fn choose(heap: sys::Relation, slot: *mut sys::TupleTableSlot) -> PgResult<u32> 
     // TOAST keeps stored tuples near 2 kB at most.
     let len = len.min(2032);
     let opts = rel::index_options(ix);
-    let floor = split_floor(
-        rows_per_page(len, opts.target_fillfactor),
-        i64::from(opts.split_threshold),
-    );
     // Blocks past the end (VACUUM may truncate empty tail pages the map
     // still lists) have no room.
     let nblocks = crate::pg::heap::nblocks(heap)?;
@@ -64,6 +60,10 @@ fn choose(heap: sys::Relation, slot: *mut sys::TupleTableSlot) -> PgResult<u32> 
                 zmax: l.zmax(),
             })
             .collect();
+        let floor = split_floor(
+            rows_per_page(len, opts.target_fillfactor),
+            i64::from(opts.split_threshold),
+        );
         let mut failed: Option<PgError> = None;
         let decision = place(key, &listed, seg.row_count, floor, |b, fill| {
             if b >= nblocks {
@@ -156,4 +156,81 @@ pub extern "C" fn rs_key_order(
     st: *mut CpgStatus,
 ) {
     entry(st, (), || key_order(heap, slots, nslots, order))
+}
+
+/// The segment id ("major") placement would give `key` now, without
+/// changing anything: the owning segment, or the new upper segment when
+/// placement would first split it (same policy and exact median as
+/// inserts). Used by `segment_map_allocate_locator`.
+pub fn predicted_major(heap: sys::Relation, index: sys::Relation, key: i64) -> PgResult<i64> {
+    let attno = rel::index_heap_attno(index);
+    let width = rel::key_width(index)?;
+    let opts = rel::index_options(index);
+    let (seg, hi) = map::segment_of(index, key)?;
+    let listed: Vec<Listed> = seg
+        .listings
+        .iter()
+        .map(|l| Listed {
+            blkno: l.blkno,
+            zmin: l.zmin,
+            zmax: l.zmax(),
+        })
+        .collect();
+    // Without the tuple, size it like the tuples of the segment's first
+    // block: used bytes over tuples there.
+    let nblocks = crate::pg::heap::nblocks(heap)?;
+    let len = match listed.first().filter(|l| l.blkno < nblocks) {
+        Some(l) => {
+            let b = l.blkno;
+            // SAFETY: heap is open and b exists.
+            let free = guard(|| unsafe { sys::cpg_heap_page_free(heap, b) })?;
+            let n = crate::pg::heap::block_keys(heap, b, attno, width)?
+                .len()
+                .max(1);
+            ((8192 - 24usize).saturating_sub(free) / n)
+                .saturating_sub(4)
+                .max(8)
+        }
+        None => 64,
+    };
+    let floor = split_floor(
+        rows_per_page(len, opts.target_fillfactor),
+        i64::from(opts.split_threshold),
+    );
+    let mut failed: Option<PgError> = None;
+    let decision = place(key, &listed, seg.row_count, floor, |b, fill| {
+        if b >= nblocks {
+            return false;
+        }
+        // SAFETY: heap is open and b exists.
+        match guard(|| unsafe { sys::cpg_heap_page_free(heap, b) }) {
+            Ok(free) => fits(free, len, fill, opts.target_fillfactor),
+            Err(e) => {
+                failed.get_or_insert(e);
+                false
+            }
+        }
+    });
+    if let Some(e) = failed {
+        return Err(e);
+    }
+    if decision != Decision::Split {
+        return Ok(seg.id);
+    }
+    let mut keys = Vec::new();
+    for l in &listed {
+        for t in crate::pg::heap::block_keys(heap, l.blkno, attno, width)? {
+            if let Some(k) = t.key.filter(|&k| k >= seg.lo && hi.is_none_or(|h| k < h)) {
+                keys.push(k);
+            }
+        }
+    }
+    keys.sort_unstable();
+    match crate::core::placement::median_split(&keys, seg.lo) {
+        Some(at) if key >= at && hi.is_none_or(|h| at < h) => {
+            let (_b, meta) = map::read_meta(index, crate::pg::buffer::Lock::Share)?;
+            Ok(meta.next_segment_id)
+        }
+        _ => Ok(seg.id),
+    }
 }
