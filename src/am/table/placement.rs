@@ -7,6 +7,8 @@
 
 use crate::am::index::map;
 use crate::core::counters::{bump, Counter};
+use crate::core::layout::Segment;
+use crate::core::options::IndexOptions;
 use crate::core::placement::{fits, place, rows_per_page, split_floor, Decision, Listed};
 use crate::pg::error::{codes, entry, guard, CpgStatus, PgError, PgResult};
 use crate::pg::rel::{self, OpenRel};
@@ -14,6 +16,50 @@ use crate::pg::sys;
 
 /// InvalidBlockNumber: no preference (a table without a clustered index).
 const NO_BLOCK: u32 = u32::MAX;
+
+/// The placement decision for `key` in segment `seg`, with the free space
+/// of its blocks read from the heap (blocks past `nblocks`, which VACUUM
+/// may have truncated while the map still lists them, have no room).
+fn decide(
+    heap: sys::Relation,
+    seg: &Segment,
+    key: i64,
+    tuple_len: usize,
+    opts: &IndexOptions,
+    nblocks: u32,
+) -> PgResult<Decision> {
+    let listed: Vec<Listed> = seg
+        .listings
+        .iter()
+        .map(|l| Listed {
+            blkno: l.blkno,
+            zmin: l.zmin,
+            zmax: l.zmax(),
+        })
+        .collect();
+    let floor = split_floor(
+        rows_per_page(tuple_len, opts.target_fillfactor),
+        i64::from(opts.split_threshold),
+    );
+    let mut failed: Option<PgError> = None;
+    let decision = place(key, &listed, seg.row_count, floor, |b, fill| {
+        if b >= nblocks {
+            return false;
+        }
+        // SAFETY: heap is open and b exists; reads one page's free space.
+        match guard(|| unsafe { sys::cpg_heap_page_free(heap, b) }) {
+            Ok(free) => fits(free, tuple_len, fill, opts.target_fillfactor),
+            Err(e) => {
+                failed.get_or_insert(e);
+                false
+            }
+        }
+    });
+    match failed {
+        Some(e) => Err(e),
+        None => Ok(decision),
+    }
+}
 
 fn choose(heap: sys::Relation, slot: *mut sys::TupleTableSlot) -> PgResult<u32> {
     // SAFETY: heap is the open target relation.
@@ -51,36 +97,7 @@ fn choose(heap: sys::Relation, slot: *mut sys::TupleTableSlot) -> PgResult<u32> 
     let nblocks = crate::pg::heap::nblocks(heap)?;
     for _ in 0..3 {
         let (seg, _hi) = map::segment_of(ix, key)?;
-        let listed: Vec<Listed> = seg
-            .listings
-            .iter()
-            .map(|l| Listed {
-                blkno: l.blkno,
-                zmin: l.zmin,
-                zmax: l.zmax(),
-            })
-            .collect();
-        let floor = split_floor(
-            rows_per_page(len, opts.target_fillfactor),
-            i64::from(opts.split_threshold),
-        );
-        let mut failed: Option<PgError> = None;
-        let decision = place(key, &listed, seg.row_count, floor, |b, fill| {
-            if b >= nblocks {
-                return false;
-            }
-            // SAFETY: heap is open and b exists; reads one page's free space.
-            match guard(|| unsafe { sys::cpg_heap_page_free(heap, b) }) {
-                Ok(free) => fits(free, len, fill, opts.target_fillfactor),
-                Err(e) => {
-                    failed.get_or_insert(e);
-                    false
-                }
-            }
-        });
-        if let Some(e) = failed {
-            return Err(e);
-        }
+        let decision = decide(heap, &seg, key, len, &opts, nblocks)?;
         match decision {
             Decision::Block(b) => return Ok(b),
             Decision::Fresh => break,
@@ -167,19 +184,10 @@ pub fn predicted_major(heap: sys::Relation, index: sys::Relation, key: i64) -> P
     let width = rel::key_width(index)?;
     let opts = rel::index_options(index);
     let (seg, hi) = map::segment_of(index, key)?;
-    let listed: Vec<Listed> = seg
-        .listings
-        .iter()
-        .map(|l| Listed {
-            blkno: l.blkno,
-            zmin: l.zmin,
-            zmax: l.zmax(),
-        })
-        .collect();
     // Without the tuple, size it like the tuples of the segment's first
     // block: used bytes over tuples there.
     let nblocks = crate::pg::heap::nblocks(heap)?;
-    let len = match listed.first().filter(|l| l.blkno < nblocks) {
+    let len = match seg.listings.first().filter(|l| l.blkno < nblocks) {
         Some(l) => {
             let b = l.blkno;
             // SAFETY: heap is open and b exists.
@@ -193,32 +201,12 @@ pub fn predicted_major(heap: sys::Relation, index: sys::Relation, key: i64) -> P
         }
         None => 64,
     };
-    let floor = split_floor(
-        rows_per_page(len, opts.target_fillfactor),
-        i64::from(opts.split_threshold),
-    );
-    let mut failed: Option<PgError> = None;
-    let decision = place(key, &listed, seg.row_count, floor, |b, fill| {
-        if b >= nblocks {
-            return false;
-        }
-        // SAFETY: heap is open and b exists.
-        match guard(|| unsafe { sys::cpg_heap_page_free(heap, b) }) {
-            Ok(free) => fits(free, len, fill, opts.target_fillfactor),
-            Err(e) => {
-                failed.get_or_insert(e);
-                false
-            }
-        }
-    });
-    if let Some(e) = failed {
-        return Err(e);
-    }
+    let decision = decide(heap, &seg, key, len, &opts, nblocks)?;
     if decision != Decision::Split {
         return Ok(seg.id);
     }
     let mut keys = Vec::new();
-    for l in &listed {
+    for l in &seg.listings {
         for t in crate::pg::heap::block_keys(heap, l.blkno, attno, width)? {
             if let Some(k) = t.key.filter(|&k| k >= seg.lo && hi.is_none_or(|h| k < h)) {
                 keys.push(k);
