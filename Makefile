@@ -22,6 +22,10 @@ PGFILEDESC = "clustered_pg - clustered tables"
 
 REGRESS = locator boundary index_build index_scan verify table_am segment_map
 REGRESS_OPTS = --inputdir=$(srcdir) --outputdir=$(CURDIR)
+# Isolation specs (pg_isolation_regress) live in regress/specs, their
+# expected output in regress/expected.
+ISOLATION = concurrent_writes
+ISOLATION_OPTS = --inputdir=$(srcdir)/regress --outputdir=$(CURDIR)/isolation_output
 
 # One cargo target directory per major: the artifact hash is the same for
 # both, and a shared directory would reuse the other major's bindings.
@@ -32,7 +36,7 @@ RUST_LIB := $(CARGO_TARGET_DIR)/release/libclustered_pg.a
 
 PG_CPPFLAGS = -I$(GENERATED_DIR) -I$(srcdir)/csrc
 SHLIB_LINK = $(RUST_LIB) -Wl,--exclude-libs,ALL -lgcc_s -lutil -lrt -lpthread -lm -ldl -lc
-EXTRA_CLEAN = $(GENERATED_DIR) results regression.diffs regression.out
+EXTRA_CLEAN = $(GENERATED_DIR) results regression.diffs regression.out isolation_output
 
 # The C shim has nothing worth inlining into JIT code; skip LLVM bitcode.
 override with_llvm = no
