@@ -107,13 +107,6 @@ pub fn stats(pages: &[SegPage]) -> Stats {
     }
 }
 
-/// The segment owning `key` (id), per the map's pages in key order.
-pub fn owning_segment(pages: &[SegPage], key: i64) -> Option<i64> {
-    let segs: Vec<&Segment> = pages.iter().flat_map(|p| &p.segs).collect();
-    let i = segs.partition_point(|s| s.lo <= key).saturating_sub(1);
-    segs.get(i).map(|s| s.id)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -150,11 +143,6 @@ mod tests {
             ranges,
             vec![(1, i64::MIN, 9), (3, 10, 99), (2, 100, i64::MAX)]
         );
-        assert_eq!(owning_segment(&pages, -5), Some(1));
-        assert_eq!(owning_segment(&pages, 10), Some(3));
-        assert_eq!(owning_segment(&pages, 99), Some(3));
-        assert_eq!(owning_segment(&pages, i64::MAX), Some(2));
-        assert_eq!(owning_segment(&[], 1), None);
         let st = stats(&pages);
         assert_eq!(st.segment_count, 3);
         assert_eq!(st.total_rows, 16);

@@ -12,7 +12,7 @@
 use crate::pg::sys;
 use std::any::Any;
 use std::cell::RefCell;
-use std::ffi::{c_char, c_void, CStr};
+use std::ffi::{c_char, c_void};
 use std::mem::MaybeUninit;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
@@ -223,22 +223,6 @@ pub fn entry<R>(st: *mut CpgStatus, fallback: R, f: impl FnOnce() -> PgResult<R>
 pub fn check_for_interrupts() -> PgResult<()> {
     // SAFETY: plain call; may ereport (cancel), which guard catches.
     guard(|| unsafe { sys::cpg_check_for_interrupts() })
-}
-
-/// The message of an error, for tests and logs.
-pub fn message_of(e: &PgError) -> String {
-    match e {
-        // SAFETY: see sqlstate().
-        PgError::Pg(ed) => unsafe {
-            let m = (**ed).message;
-            if m.is_null() {
-                String::new()
-            } else {
-                CStr::from_ptr(m).to_string_lossy().into_owned()
-            }
-        },
-        PgError::Raised { message, .. } => message.clone(),
-    }
 }
 
 /// SQLSTATE codes we raise (the ERRCODE_* macros of utils/errcodes.h are

@@ -192,11 +192,6 @@ pub fn lookup_blocks_sample(index: sys::Relation) -> PgResult<(bool, f64)> {
     ))
 }
 
-pub fn is_overflowed(index: sys::Relation) -> PgResult<bool> {
-    let (_b, meta) = read_meta(index, Lock::Share)?;
-    Ok(meta.flags & META_FLAG_OVERFLOW != 0)
-}
-
 /// Every block of the index's table (the executor holds its lock).
 fn all_heap_blocks(index: sys::Relation) -> PgResult<Vec<u32>> {
     let ioid = rel::relid(index);
