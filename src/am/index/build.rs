@@ -6,7 +6,8 @@
 
 use crate::am::index::map::{self, write_meta, write_seg};
 use crate::core::counters::{bump, Counter};
-use crate::core::layout::{KeyType, Meta, SegPage, BLCKSZ, META_FLAG_OVERFLOW};
+use crate::core::layout::{DirEntry, KeyType, Meta, SegPage, BLCKSZ, META_FLAG_OVERFLOW};
+use crate::core::options::IndexOptions;
 use crate::core::segmap::{build_pages_with, BuildParams};
 use crate::pg::buffer::{LockedBuffer, XLogRecord};
 use crate::pg::error::{codes, entry, guard, CpgStatus, PgError, PgResult};
@@ -85,6 +86,19 @@ fn check_definition(heap: sys::Relation, index: sys::Relation) -> PgResult<u32> 
         .hint("A table has one clustered key; drop the other index first, or use a btree index."));
     }
     Ok(width)
+}
+
+/// The metapage of a freshly built map: key type, options at build time,
+/// segment counters and the directory.
+fn new_meta(width: u32, opts: &IndexOptions, pages: &[SegPage], dir: Vec<DirEntry>) -> Meta {
+    let mut meta = Meta::new(key_type(width), EXTENSION_VERSION);
+    meta.split_threshold = opts.split_threshold;
+    meta.target_fillfactor = opts.target_fillfactor;
+    meta.auto_repack_interval = opts.auto_repack_interval;
+    meta.nsegments = pages.iter().map(|p| p.segs.len() as i64).sum();
+    meta.next_segment_id = meta.nsegments + 1;
+    meta.dir = dir;
+    meta
 }
 
 fn overflow_warning(index: sys::Relation, why: &str) -> PgResult<()> {
@@ -183,17 +197,11 @@ fn build(
         )
         .map_err(|e| PgError::new(codes::INTERNAL_ERROR, e.to_string()))?,
     };
-    let mut meta = Meta::new(key_type(width), EXTENSION_VERSION);
+    let mut meta = new_meta(width, &opts, &pages, dir);
     if overflowed {
         meta.flags |= META_FLAG_OVERFLOW;
     }
-    meta.split_threshold = opts.split_threshold;
-    meta.target_fillfactor = opts.target_fillfactor;
-    meta.auto_repack_interval = opts.auto_repack_interval;
-    meta.nsegments = pages.iter().map(|p| p.segs.len() as i64).sum();
-    meta.next_segment_id = meta.nsegments + 1;
     meta.total_rows = st.pairs.len() as i64;
-    meta.dir = dir;
     write_new_map(index, meta, &pages)?;
     bump(Counter::maintenance);
     let n = st.pairs.len() as f64;
@@ -233,13 +241,7 @@ pub extern "C" fn rs_ambuildempty(index: sys::Relation, st: *mut CpgStatus) {
             },
         )
         .map_err(|e| PgError::new(codes::INTERNAL_ERROR, e.to_string()))?;
-        let mut meta = Meta::new(key_type(width), EXTENSION_VERSION);
-        meta.split_threshold = opts.split_threshold;
-        meta.target_fillfactor = opts.target_fillfactor;
-        meta.auto_repack_interval = opts.auto_repack_interval;
-        meta.nsegments = pages.iter().map(|p| p.segs.len() as i64).sum();
-        meta.next_segment_id = meta.nsegments + 1;
-        meta.dir = dir;
+        let meta = new_meta(width, &opts, &pages, dir);
         let mut img = vec![0u8; BLCKSZ];
         write_meta(&mut img, &meta)?;
         let p = img.as_ptr() as *const std::ffi::c_char;

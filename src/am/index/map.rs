@@ -91,7 +91,7 @@ pub fn decode_meta(index: sys::Relation, page: &[u8]) -> PgResult<Meta> {
     Meta::decode(content(page)).map_err(|e| corrupt(index, "metapage", e))
 }
 
-pub fn decode_seg(index: sys::Relation, page: &[u8]) -> PgResult<SegPage> {
+fn check_seg_kind(index: sys::Relation, page: &[u8]) -> PgResult<()> {
     if page_kind(page) != KIND_SEG {
         return Err(corrupt(
             index,
@@ -99,6 +99,11 @@ pub fn decode_seg(index: sys::Relation, page: &[u8]) -> PgResult<SegPage> {
             LayoutError::Corrupt("wrong page kind"),
         ));
     }
+    Ok(())
+}
+
+pub fn decode_seg(index: sys::Relation, page: &[u8]) -> PgResult<SegPage> {
+    check_seg_kind(index, page)?;
     SegPage::decode(content(page)).map_err(|e| corrupt(index, "segment page", e))
 }
 
@@ -106,6 +111,14 @@ pub fn read_meta(index: sys::Relation, lock: Lock) -> PgResult<(LockedBuffer, Me
     let buf = LockedBuffer::read(index, META_BLKNO, lock)?;
     let meta = decode_meta(index, buf.page())?;
     Ok((buf, meta))
+}
+
+/// A segment page, locked, checked to be one (for the in-place paths that
+/// read only part of it).
+fn read_seg_buf(index: sys::Relation, blkno: u32, lock: Lock) -> PgResult<LockedBuffer> {
+    let buf = LockedBuffer::read(index, blkno, lock)?;
+    check_seg_kind(index, buf.page())?;
+    Ok(buf)
 }
 
 fn read_seg(index: sys::Relation, blkno: u32, lock: Lock) -> PgResult<(LockedBuffer, SegPage)> {
@@ -236,15 +249,8 @@ pub fn record(index: sys::Relation, key: i64, blkno: u32) -> PgResult<()> {
             return Ok(());
         }
         let i = find_page(&meta.dir, key);
-        let seg_buf = LockedBuffer::read(index, meta.dir[i].blkno, Lock::Exclusive)?;
+        let seg_buf = read_seg_buf(index, meta.dir[i].blkno, Lock::Exclusive)?;
         drop(meta_buf);
-        if page_kind(seg_buf.page()) != KIND_SEG {
-            return Err(corrupt(
-                index,
-                "segment page",
-                LayoutError::Corrupt("wrong page kind"),
-            ));
-        }
         let rows = segment_rows_in_place(content(seg_buf.page()), key)
             .map_err(|e| corrupt(index, "segment page", e))?;
         if rows < threshold {
@@ -436,15 +442,8 @@ pub fn segment_of(index: sys::Relation, key: i64) -> PgResult<(Segment, Option<i
     let (meta_buf, meta) = read_meta(index, Lock::Share)?;
     let i = find_page(&meta.dir, key);
     let page_hi = meta.dir.get(i + 1).map(|d| d.lo);
-    let seg_buf = LockedBuffer::read(index, meta.dir[i].blkno, Lock::Share)?;
+    let seg_buf = read_seg_buf(index, meta.dir[i].blkno, Lock::Share)?;
     drop(meta_buf);
-    if page_kind(seg_buf.page()) != KIND_SEG {
-        return Err(corrupt(
-            index,
-            "segment page",
-            LayoutError::Corrupt("wrong page kind"),
-        ));
-    }
     let (s, hi) = segment_in_place(content(seg_buf.page()), key)
         .map_err(|e| corrupt(index, "segment page", e))?;
     Ok((s, hi.or(page_hi)))
