@@ -36,6 +36,13 @@ pub const LAYOUT_VERSION: u32 = 1;
 /// and the planner avoids the index until REINDEX builds a complete map.
 pub const META_FLAG_OVERFLOW: u32 = 1;
 
+/// Metapage flag: the table may hold rows with a NULL key (plain heap only;
+/// they are never mapped). A scan without key conditions, which must return
+/// every row in key order, then looks for them in every heap block at the
+/// end (NULLS LAST). Set by the build and by the first such insert; cleared
+/// only by a rebuild that finds none.
+pub const META_FLAG_HAS_NULLS: u32 = 2;
+
 /// Zone span value meaning "from zmin up to `i64::MAX`".
 pub const SPAN_SATURATED: u32 = u32::MAX;
 

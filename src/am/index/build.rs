@@ -6,7 +6,9 @@
 
 use crate::am::index::map::{self, write_meta, write_seg};
 use crate::core::counters::{bump, Counter};
-use crate::core::layout::{DirEntry, KeyType, Meta, SegPage, BLCKSZ, META_FLAG_OVERFLOW};
+use crate::core::layout::{
+    DirEntry, KeyType, Meta, SegPage, BLCKSZ, META_FLAG_HAS_NULLS, META_FLAG_OVERFLOW,
+};
 use crate::core::options::IndexOptions;
 use crate::core::segmap::{build_pages_with, BuildParams};
 use crate::pg::buffer::{LockedBuffer, XLogRecord};
@@ -20,6 +22,8 @@ struct BuildState {
     width: u32,
     pairs: Vec<(i64, u32)>,
     heap_tuples: f64,
+    /// A row with a NULL key was seen (see META_FLAG_HAS_NULLS).
+    nulls: bool,
 }
 
 /// Called by the heap scan for every tuple; must not fail or panic (it
@@ -35,6 +39,7 @@ unsafe extern "C" fn build_callback(
     let st = &mut *(state as *mut BuildState);
     st.heap_tuples += 1.0;
     if *isnull {
+        st.nulls = true;
         return; // NULL keys are not mapped; see README "NULL keys".
     }
     let key = rel::key_from_datum(*values, st.width);
@@ -152,6 +157,7 @@ fn build(
         width,
         pairs: Vec::new(),
         heap_tuples: 0.0,
+        nulls: false,
     };
     let sp = &mut st as *mut BuildState as *mut c_void;
     // SAFETY: the callback only touches `st`, which outlives the scan.
@@ -200,6 +206,9 @@ fn build(
     let mut meta = new_meta(width, &opts, &pages, dir);
     if overflowed {
         meta.flags |= META_FLAG_OVERFLOW;
+    }
+    if st.nulls {
+        meta.flags |= META_FLAG_HAS_NULLS;
     }
     meta.total_rows = st.pairs.len() as i64;
     write_new_map(index, meta, &pages)?;

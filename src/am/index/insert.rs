@@ -4,7 +4,7 @@
 //! commit, so the map covers the tuple before anyone else can see it.
 
 use crate::am::index::build::block_of;
-use crate::am::index::map;
+use crate::am::index::{map, nulls};
 use crate::pg::error::{entry, CpgStatus, PgResult};
 use crate::pg::rel;
 use crate::pg::sys;
@@ -18,8 +18,9 @@ fn insert(
     // SAFETY: one key column, arrays of length 1.
     let (value, null) = unsafe { (*values, *isnull) };
     if null {
-        // NULL keys are not mapped: every index scan has a strict qual on
-        // the key, which a NULL never satisfies.
+        // NULL keys are not mapped (every qual on the key is strict); a
+        // full ordered scan finds them through the metapage flag.
+        nulls::note_null_key(index)?;
         return Ok(false);
     }
     let width = rel::key_width(index)?;

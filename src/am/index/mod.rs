@@ -5,5 +5,6 @@ pub mod build;
 pub mod cost;
 pub mod insert;
 pub mod map;
+pub mod nulls;
 pub mod scan;
 pub mod vacuum;
