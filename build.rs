@@ -56,6 +56,8 @@ const FUNCTIONS: &[&str] = &[
     "pstrdup",
     "pnstrdup",
     "repalloc",
+    "repalloc_huge",
+    "MemoryContextAllocHuge",
     "MemoryContextSwitchTo",
     "AllocSetContextCreateInternal",
     "MemoryContextDelete",

@@ -18,6 +18,8 @@ typedef void (*cpg_heap_key_cb) (void *state, uint16 offnum, Datum key, bool isn
 
 extern int	cpg_heap_block_keys(Relation heap, BlockNumber blkno, AttrNumber attno,
 								cpg_heap_key_cb cb, void *state);
+extern int	cpg_heap_block_roots(Relation heap, BlockNumber blkno, AttrNumber attno,
+								 OffsetNumber *offs, Datum *keys, bool *nulls);
 extern Oid	cpg_am_oid(const char *name);
 extern BlockNumber cpg_heap_nblocks(Relation heap);
 
@@ -59,6 +61,67 @@ cpg_heap_block_keys(Relation heap, BlockNumber blkno, AttrNumber attno,
 		key = heap_getattr(&tup, attno, RelationGetDescr(heap), &isnull);
 		cb(state, off, key, isnull);
 		n++;
+	}
+	UnlockReleaseBuffer(buf);
+	return n;
+}
+
+/*
+ * For ordered index scans: one entry per HOT chain of the block, naming the
+ * chain's root line pointer (what the executor's index fetch starts from)
+ * and the chain's key. A HOT update never changes an indexed column, so all
+ * members agree, except in chains older than the index (CREATE INDEX marks
+ * them with indcheckxmin): there the newest member's key is the one any
+ * snapshot allowed to use the index can see. Every tuple with storage
+ * counts, dead or not: the scan's snapshot decides visibility (CLUSTER
+ * scans with SnapshotAny). Chains whose root is gone cannot be reached by
+ * any index and are skipped. Datums are by value (int2/4/8 keys).
+ */
+int
+cpg_heap_block_roots(Relation heap, BlockNumber blkno, AttrNumber attno,
+					 OffsetNumber *offs, Datum *keys, bool *nulls)
+{
+	Buffer		buf = ReadBuffer(heap, blkno);
+	OffsetNumber roots[MaxHeapTuplesPerPage];
+	int16		slot[MaxHeapTuplesPerPage + 1];
+	Page		page;
+	OffsetNumber off,
+				maxoff;
+	int			n = 0;
+
+	memset(slot, -1, sizeof(slot));
+	LockBuffer(buf, BUFFER_LOCK_SHARE);
+	page = BufferGetPage(buf);
+	maxoff = PageIsNew(page) ? InvalidOffsetNumber : PageGetMaxOffsetNumber(page);
+	if (maxoff != InvalidOffsetNumber)
+		heap_get_root_tuples(page, roots);
+	for (off = FirstOffsetNumber; off <= maxoff; off = OffsetNumberNext(off))
+	{
+		ItemId		iid = PageGetItemId(page, off);
+		HeapTupleData tup;
+		OffsetNumber root;
+		int			i;
+
+		if (!ItemIdIsNormal(iid))
+			continue;
+		root = roots[off - 1];
+		if (root == InvalidOffsetNumber || root > MaxHeapTuplesPerPage)
+			continue;
+		tup.t_data = (HeapTupleHeader) PageGetItem(page, iid);
+		if (slot[root] >= 0 && HeapTupleHeaderIsHotUpdated(tup.t_data))
+			continue;			/* an older member: keep what we have */
+		tup.t_len = ItemIdGetLength(iid);
+		tup.t_tableOid = RelationGetRelid(heap);
+		ItemPointerSet(&tup.t_self, blkno, off);
+		if (slot[root] >= 0)
+			i = slot[root];
+		else
+		{
+			i = n++;
+			slot[root] = (int16) i;
+			offs[i] = root;
+		}
+		keys[i] = heap_getattr(&tup, attno, RelationGetDescr(heap), &nulls[i]);
 	}
 	UnlockReleaseBuffer(buf);
 	return n;

@@ -8,6 +8,7 @@
 
 #include "fmgr.h"
 #include "access/amapi.h"
+#include "access/itup.h"
 #include "access/reloptions.h"
 #include "access/tableam.h"
 #include "catalog/index.h"
@@ -320,6 +321,43 @@ w_amgettuple(IndexScanDesc scan, ScanDirection direction)
 }
 
 static void
+w_ammarkpos(IndexScanDesc scan)
+{
+	CpgStatus	st = {0};
+
+	rs_ammarkpos(scan, &st);
+	cpg_raise(&st);
+}
+
+static void
+w_amrestrpos(IndexScanDesc scan)
+{
+	CpgStatus	st = {0};
+
+	rs_amrestrpos(scan, &st);
+	cpg_raise(&st);
+}
+
+#if PG_VERSION_NUM >= 180000
+/*
+ * Our strategies are btree's (1 <, 2 <=, 3 =, 4 >=, 5 >), so the compare
+ * types map one to one. PostgreSQL 18 asks through these to learn that the
+ * index's order is btree's (plancat's sortopfamily lookup).
+ */
+static CompareType
+w_amtranslatestrategy(StrategyNumber strategy, Oid opfamily)
+{
+	return (strategy >= 1 && strategy <= 5) ? (CompareType) strategy : COMPARE_INVALID;
+}
+
+static StrategyNumber
+w_amtranslatecmptype(CompareType cmptype, Oid opfamily)
+{
+	return (cmptype >= COMPARE_LT && cmptype <= COMPARE_GT) ? (StrategyNumber) cmptype : InvalidStrategy;
+}
+#endif
+
+static void
 w_amendscan(IndexScanDesc scan)
 {
 	CpgStatus	st = {0};
@@ -337,22 +375,21 @@ cpg_clustered_pk_index_handler(PG_FUNCTION_ARGS)
 	am->amstrategies = 5;
 	am->amsupport = 0;
 	am->amoptsprocnum = 0;
-	am->amcanorder = false;
+	/*
+	 * Ordered scans (scan.rs): key order, both directions, mark/restore.
+	 * A scan without conditions is allowed (ORDER BY, merge joins, CLUSTER)
+	 * and returns rows with NULL keys last, though they are not mapped.
+	 */
+	am->amcanorder = true;
 	am->amcanorderbyop = false;
-	am->amcanbackward = false;
+	am->amcanbackward = true;
 	am->amcanunique = false;
 	am->amcanmulticol = false;
-	/* Every scan has a strict qual on the key, so NULL keys never need finding. */
-	am->amoptionalkey = false;
+	am->amoptionalkey = true;
 	am->amsearcharray = false;
 	am->amsearchnulls = false;
 	am->amstorage = false;
-	/*
-	 * Not yet: CLUSTER ... USING would read the table through a keyless
-	 * index scan, which returns neither key order nor rows with NULL keys.
-	 * Until ordered scans exist, PostgreSQL refuses it with a clear error.
-	 */
-	am->amclusterable = false;
+	am->amclusterable = true;
 	am->ampredlocks = false;
 	am->amcanparallel = false;
 	am->amcaninclude = false;
@@ -371,8 +408,8 @@ cpg_clustered_pk_index_handler(PG_FUNCTION_ARGS)
 	am->amcanhash = false;
 	am->amconsistentequality = true;
 	am->amconsistentordering = true;
-	am->amtranslatestrategy = NULL;
-	am->amtranslatecmptype = NULL;
+	am->amtranslatestrategy = w_amtranslatestrategy;
+	am->amtranslatecmptype = w_amtranslatecmptype;
 #endif
 
 	am->ambuild = w_ambuild;
@@ -392,8 +429,8 @@ cpg_clustered_pk_index_handler(PG_FUNCTION_ARGS)
 	am->amgettuple = w_amgettuple;
 	am->amgetbitmap = w_amgetbitmap;
 	am->amendscan = w_amendscan;
-	am->ammarkpos = NULL;
-	am->amrestrpos = NULL;
+	am->ammarkpos = w_ammarkpos;
+	am->amrestrpos = w_amrestrpos;
 	am->amestimateparallelscan = NULL;
 	am->aminitparallelscan = NULL;
 	am->amparallelrescan = NULL;
@@ -403,6 +440,67 @@ cpg_clustered_pk_index_handler(PG_FUNCTION_ARGS)
 
 extern Oid	cpg_other_index_with_am(Relation heap, Oid amoid, Oid self);
 extern double cpg_index_correlation(PlannerInfo *root, IndexOptInfo *index);
+extern bool cpg_path_has_equality(IndexPath *path);
+extern bool cpg_path_is_index_only(IndexPath *path);
+extern void cpg_set_placeholder_itup(IndexScanDesc scan);
+
+/*
+ * The index stores no keys, so it can return no column (amcanreturn is
+ * NULL); PostgreSQL still plans an index-only scan when a query needs no
+ * column at all (count(*)), and such a scan would read every heap block
+ * and sort it for nothing. The cost estimate refuses those paths.
+ */
+bool
+cpg_path_is_index_only(IndexPath *path)
+{
+	return path->path.pathtype == T_IndexOnlyScan;
+}
+
+/*
+ * If an index-only scan runs anyway (every other path disabled), it needs
+ * an index tuple per row though it reads no column from it: one NULL tuple
+ * serves them all.
+ */
+void
+cpg_set_placeholder_itup(IndexScanDesc scan)
+{
+	Datum		value = (Datum) 0;
+	bool		isnull = true;
+
+	if (scan->xs_itupdesc == NULL)
+		scan->xs_itupdesc = RelationGetDescr(scan->indexRelation);
+	if (scan->xs_itup == NULL)
+		scan->xs_itup = index_form_tuple(scan->xs_itupdesc, &value, &isnull);
+}
+
+/*
+ * Whether one of the path's index conditions is `key = value`: such a scan
+ * returns one key, in any order of its tuples, so it needs no ordering
+ * read of the heap (scan.rs).
+ */
+bool
+cpg_path_has_equality(IndexPath *path)
+{
+	ListCell   *lc;
+	Oid			opfamily = path->indexinfo->opfamily[0];
+
+	foreach(lc, path->indexclauses)
+	{
+		IndexClause *ic = lfirst_node(IndexClause, lc);
+		ListCell   *lq;
+
+		foreach(lq, ic->indexquals)
+		{
+			RestrictInfo *ri = lfirst_node(RestrictInfo, lq);
+
+			if (IsA(ri->clause, OpExpr) &&
+				get_op_opfamily_strategy(((OpExpr *) ri->clause)->opno, opfamily) ==
+				BTEqualStrategyNumber)
+				return true;
+		}
+	}
+	return false;
+}
 
 /* Another index of `heap` using access method `amoid`, other than `self`. */
 Oid

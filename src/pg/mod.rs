@@ -5,6 +5,7 @@ pub mod buffer;
 pub mod datum;
 pub mod error;
 pub mod heap;
+pub mod pvec;
 pub mod rel;
 pub mod srf;
 pub mod sys;

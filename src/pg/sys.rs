@@ -41,6 +41,12 @@ extern "C" {
     ) -> f64;
     /// Correlation of the index's key column in pg_statistic (0 if unknown).
     pub fn cpg_index_correlation(root: *mut PlannerInfo, index: *mut IndexOptInfo) -> f64;
+    /// Whether one of the path's index conditions is an equality.
+    pub fn cpg_path_has_equality(path: *mut IndexPath) -> bool;
+    /// Whether the path is an index-only scan.
+    pub fn cpg_path_is_index_only(path: *mut IndexPath) -> bool;
+    /// Gives an index-only scan the (column-less) index tuple it expects.
+    pub fn cpg_set_placeholder_itup(scan: IndexScanDesc);
 }
 
 extern "C" {
@@ -70,6 +76,17 @@ extern "C" {
     pub fn cpg_am_oid(name: *const core::ffi::c_char) -> Oid;
     /// Blocks in the main fork of a table.
     pub fn cpg_heap_nblocks(heap: Relation) -> BlockNumber;
+    /// Every HOT chain of `blkno` once: the root line pointer and the key of
+    /// a member (all members share it). Arrays hold MaxHeapTuplesPerPage
+    /// entries; returns how many were filled.
+    pub fn cpg_heap_block_roots(
+        heap: Relation,
+        blkno: BlockNumber,
+        attno: i16,
+        offs: *mut u16,
+        keys: *mut Datum,
+        nulls: *mut bool,
+    ) -> i32;
 }
 
 extern "C" {

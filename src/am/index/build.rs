@@ -67,6 +67,17 @@ pub fn key_type(width: u32) -> KeyType {
 /// itself since amcanmulticol is false).
 fn check_definition(heap: sys::Relation, index: sys::Relation) -> PgResult<u32> {
     let width = rel::key_width(index)?;
+    // SAFETY: rd_indoption has one entry per key column (one here).
+    let option = unsafe { *(*index).rd_indoption };
+    if option != 0 {
+        // INDOPTION_DESC / INDOPTION_NULLS_FIRST: scans already run in
+        // both directions, so a second physical order buys nothing.
+        return Err(PgError::new(
+            codes::FEATURE_NOT_SUPPORTED,
+            "clustered_pk_index keys are ascending with NULLS LAST".to_string(),
+        )
+        .hint("Drop DESC / NULLS FIRST: ORDER BY key DESC scans the index backward."));
+    }
     let (h, am, me) = (heap, rel::relam(index), rel::relid(index));
     // SAFETY: heap is open; reads its index list and pg_class.
     let other = guard(|| unsafe { sys::cpg_other_index_with_am(h, am, me) })?;

@@ -1,7 +1,8 @@
 //! amcostestimate: selectivity from PostgreSQL's generic estimator, index
 //! pages and CPU from `core::plan`, correlation from the key column's
-//! statistics (as btree does), so the heap side is costed by how clustered
-//! the table really is.
+//! statistics (as btree does) for equality scans, so the heap side is
+//! costed by how clustered the table really is; ordered range scans are
+//! priced as uncorrelated (see `estimate`).
 
 use crate::core::counters::{bump, Counter};
 use crate::core::plan::{index_cost, CostInputs};
@@ -27,6 +28,18 @@ fn estimate(
     // SAFETY: path->indexinfo is set for every index path.
     let info = unsafe { (*path).indexinfo };
     let corr = guard(|| unsafe { sys::cpg_index_correlation(root, info) })?;
+    // SAFETY: as above.
+    let equality = guard(|| unsafe { sys::cpg_path_has_equality(path) })?;
+    // A plain index scan without an equality reads every candidate block
+    // itself to put its tuples in key order, then the executor fetches from
+    // them again, in key order rather than block order (scan.rs). Only the
+    // plain scan uses the correlation we report (the bitmap path reads each
+    // block once, in block order): reporting none prices that scan as the
+    // scattered reads it is, so the planner keeps it for where its order
+    // pays (ORDER BY … LIMIT, merge joins) and takes the bitmap otherwise.
+    let corr = if equality { corr } else { 0.0 };
+    // SAFETY: as above.
+    let index_only = guard(|| unsafe { sys::cpg_path_is_index_only(path) })?;
     // SAFETY: reading planner structs and cost GUCs.
     let (index_pages, heap_tuples, cpu_op, cpu_tup) = unsafe {
         (
@@ -53,8 +66,14 @@ fn estimate(
         loop_count,
         lookup_blocks,
     });
-    // An overflowed map reads the whole table: never worth planning.
-    let total_cost = if overflowed { 1.0e10 } else { c.total };
+    // An overflowed map reads the whole table, and an index-only scan (see
+    // cpg_path_is_index_only) reads and sorts it for a count: never worth
+    // planning.
+    let total_cost = if overflowed || index_only {
+        1.0e10
+    } else {
+        c.total
+    };
     // SAFETY: output pointers from the planner.
     unsafe {
         *startup = c.startup;

@@ -10,6 +10,7 @@ use crate::core::layout::{
     DirEntry, LayoutError, Listing, Meta, SegPage, Segment, BLCKSZ, CONTENT_SIZE,
     META_FLAG_OVERFLOW, PAGE_HEADER_SIZE,
 };
+use crate::core::ordered::Zone;
 use crate::core::segmap::{
     find_page, pick_split_key, record_in_place, segment_in_place, segment_rows_in_place, Recorded,
 };
@@ -134,8 +135,8 @@ pub fn now() -> i64 {
     guard(|| unsafe { sys::GetCurrentStatementStartTimestamp() }).unwrap_or(0)
 }
 
-/// Heap blocks that may hold keys in `[lo, hi]`, ascending, deduplicated.
-/// An overflowed map answers every block of the table.
+/// Heap blocks that may hold keys in `[lo, hi]`, ascending (a bitmap's
+/// pages). Every heap block when the map has overflowed.
 pub fn candidates(index: sys::Relation, lo: i64, hi: i64) -> PgResult<Vec<u32>> {
     if lo > hi {
         return Ok(Vec::new());
@@ -147,28 +148,75 @@ pub fn candidates(index: sys::Relation, lo: i64, hi: i64) -> PgResult<Vec<u32>> 
         // Re-descend from the metapage for every page: between pages a
         // concurrent split may have moved segments, and the directory is
         // the only authority on which page owns `key`.
-        let (meta_buf, meta) = read_meta(index, Lock::Share)?;
-        if meta.flags & META_FLAG_OVERFLOW != 0 {
-            drop(meta_buf);
-            return all_heap_blocks(index);
-        }
-        if meta.dir.is_empty() {
+        let page = page_zones(index, key, lo, hi)?;
+        out.extend(page.zones.iter().map(|z| z.blk));
+        if page.hi >= hi {
             break;
         }
-        let i = find_page(&meta.dir, key);
-        let page_hi = meta.dir.get(i + 1).map(|d| d.lo);
-        let (seg_buf, seg) = read_seg(index, meta.dir[i].blkno, Lock::Share)?;
-        drop(meta_buf);
-        out.extend(seg.candidates(key, hi));
-        drop(seg_buf);
-        match page_hi {
-            Some(next) if next <= hi => key = next,
-            _ => break,
-        }
+        key = page.hi + 1;
     }
     out.sort_unstable();
     out.dedup();
     Ok(out)
+}
+
+/// One directory page's share of an ordered scan: the zones of the page
+/// owning `key` that meet `[lo, hi]`, and the key interval the page owns
+/// (inclusive). Every tuple with a key in that interval is covered by a
+/// listing of this page, so a scan can go interval by interval, reading
+/// only the segment pages it reaches (ORDER BY … LIMIT). An overflowed map
+/// answers every heap block, unbounded, as one interval.
+pub struct PageZones {
+    pub zones: Vec<Zone>,
+    pub lo: i64,
+    pub hi: i64,
+}
+
+pub fn page_zones(index: sys::Relation, key: i64, lo: i64, hi: i64) -> PgResult<PageZones> {
+    let (meta_buf, meta) = read_meta(index, Lock::Share)?;
+    if meta.flags & META_FLAG_OVERFLOW != 0 {
+        drop(meta_buf);
+        let zones = all_heap_blocks(index)?
+            .into_iter()
+            .map(|blk| Zone {
+                blk,
+                zmin: i64::MIN,
+                zmax: i64::MAX,
+            })
+            .collect();
+        return Ok(PageZones {
+            zones,
+            lo: i64::MIN,
+            hi: i64::MAX,
+        });
+    }
+    if meta.dir.is_empty() {
+        return Ok(PageZones {
+            zones: Vec::new(),
+            lo: i64::MIN,
+            hi: i64::MAX,
+        });
+    }
+    let i = find_page(&meta.dir, key);
+    let page_lo = if i == 0 { i64::MIN } else { meta.dir[i].lo };
+    let page_hi = meta.dir.get(i + 1).map_or(i64::MAX, |d| d.lo - 1);
+    let (seg_buf, seg) = read_seg(index, meta.dir[i].blkno, Lock::Share)?;
+    drop(meta_buf);
+    let (qlo, qhi) = (lo.max(page_lo), hi.min(page_hi));
+    let zones = seg
+        .candidate_listings(qlo, qhi)
+        .map(|(_, l)| Zone {
+            blk: l.blkno,
+            zmin: l.zmin,
+            zmax: l.zmax(),
+        })
+        .collect();
+    drop(seg_buf);
+    Ok(PageZones {
+        zones,
+        lo: page_lo,
+        hi: page_hi,
+    })
 }
 
 /// For the planner: whether the map overflowed, and how many heap blocks a

@@ -1,29 +1,119 @@
-//! Scans: scan keys become one key range; the map turns it into candidate
-//! heap blocks. `amgetbitmap` adds them as lossy pages (the Bitmap Heap Scan
-//! rechecks); `amgettuple` hands out every line pointer of each candidate
-//! block with `xs_recheck`, and heap's index fetch skips unused slots and
-//! follows HOT chains, so each visible tuple comes back exactly once.
+//! Scans. Scan keys become one key range; the map turns it into candidate
+//! heap blocks.
+//!
+//! `amgetbitmap` adds the candidates as lossy pages (the Bitmap Heap Scan
+//! reads each once and rechecks). `amgettuple` returns tuples in key order,
+//! as `amcanorder` promises (ORDER BY … LIMIT, merge joins, CLUSTER):
+//! - with an equality condition every match has the same key, so any order
+//!   is key order: it hands out every line pointer of each candidate block
+//!   (heap's fetch skips unused slots and follows HOT chains), and the
+//!   executor reads each block once;
+//! - otherwise it reads candidate blocks in zone order itself and sorts
+//!   what it finds (core::ordered), so each block is read twice: once here,
+//!   once by the executor's fetch. The cost estimate tells the planner so
+//!   (cost.rs), leaving unordered ranges to the bitmap path.
+//!
+//! All scan state is plain data in the scan's memory context: an ERROR that
+//! skips amendscan leaks nothing.
 
-use crate::am::index::map;
-use crate::pg::error::{entry, guard, CpgStatus, PgResult};
+use crate::am::index::{map, nulls};
+use crate::core::counters::{bump, Counter};
+use crate::core::ordered::{stream_zones, Cursor, Entry, Loader, Next, Step, Store, Stream, Zone};
+use crate::pg::error::{entry, guard, CpgStatus, PgError, PgResult};
+use crate::pg::pvec::PVec;
 use crate::pg::rel;
 use crate::pg::sys;
 
 /// Line pointers a heap page can have (MaxHeapTuplesPerPage for 8 KB).
 pub const MAX_HEAP_TUPLES_PER_PAGE: u16 = 291;
 
-/// Scan state, palloc'd in the scan's memory context: plain data only, so
-/// an error that skips amendscan leaks nothing outside that context.
 #[repr(C)]
 struct ScanState {
     lo: i64,
     hi: i64,
-    /// Candidate blocks (palloc'd array), filled on the first gettuple.
-    blocks: *mut u32,
-    nblocks: usize,
+    /// The scan has no key conditions (it must return NULL keys too).
+    keyless: bool,
+    /// Prepared by the first amgettuple (which fixes the direction).
     ready: bool,
-    cur_block: usize,
-    next_off: u16,
+    /// Equality scan: the sequence is every line pointer of `blocks`.
+    equality: bool,
+    blocks: PVec<u32>,
+    /// Zones of the current key interval (one directory page's).
+    zones: PVec<Zone>,
+    /// The current interval, as the loader filters keys to it.
+    zone_lo: i64,
+    zone_hi: i64,
+    /// Where the next interval starts (its first key in stream direction).
+    next_key: i64,
+    /// Read but not yet produced (core::ordered::Stream's pending set).
+    pending: PVec<Entry>,
+    /// Produced so far, in stream order (kept for direction changes and
+    /// mark/restore).
+    items: PVec<Entry>,
+    stream: Stream,
+    cursor: Cursor,
+    mark: i64,
+}
+
+impl Store for PVec<Entry> {
+    type Err = PgError;
+    fn push(&mut self, e: Entry) -> PgResult<()> {
+        PVec::push(self, e)
+    }
+    fn entries(&mut self) -> &mut [Entry] {
+        self.as_mut_slice()
+    }
+    fn drop_front(&mut self, n: usize) {
+        PVec::drop_front(self, n)
+    }
+}
+
+/// Reads a heap block's HOT chains for the stream.
+struct HeapLoader {
+    heap: sys::Relation,
+    attno: i16,
+    width: u32,
+    lo: i64,
+    hi: i64,
+}
+
+impl Loader<PVec<Entry>> for HeapLoader {
+    fn load(&mut self, blk: u32, want_nulls: bool, into: &mut PVec<Entry>) -> PgResult<()> {
+        const N: usize = MAX_HEAP_TUPLES_PER_PAGE as usize;
+        let mut offs = [0u16; N];
+        let mut keys: [sys::Datum; N] = [0; N];
+        let mut isnull = [false; N];
+        let (heap, attno) = (self.heap, self.attno);
+        let (po, pk, pn) = (offs.as_mut_ptr(), keys.as_mut_ptr(), isnull.as_mut_ptr());
+        // SAFETY: the arrays hold MaxHeapTuplesPerPage entries each.
+        let n = guard(|| unsafe { sys::cpg_heap_block_roots(heap, blk, attno, po, pk, pn) })?;
+        for i in 0..n.max(0) as usize {
+            if isnull[i] != want_nulls {
+                continue;
+            }
+            let e = if want_nulls {
+                Entry {
+                    key: 0,
+                    blk,
+                    off: offs[i],
+                    null: 1,
+                }
+            } else {
+                let key = rel::key_from_datum(keys[i], self.width);
+                if key < self.lo || key > self.hi {
+                    continue;
+                }
+                Entry {
+                    key,
+                    blk,
+                    off: offs[i],
+                    null: 0,
+                }
+            };
+            into.push(e)?;
+        }
+        Ok(())
+    }
 }
 
 /// The key range `[lo, hi]` all scan keys allow (lo > hi: nothing).
@@ -82,10 +172,32 @@ pub extern "C" fn rs_ambeginscan(
     entry(st, std::ptr::null_mut(), || {
         // SAFETY: standard scan descriptor allocation.
         let scan = guard(|| unsafe { sys::RelationGetIndexScan(index, nkeys, norderbys) })?;
-        // SAFETY: palloc0 in the current (scan) context.
-        let s = guard(|| unsafe { sys::palloc0(std::mem::size_of::<ScanState>()) })?;
-        // SAFETY: scan is fresh.
-        unsafe { (*scan).opaque = s };
+        // Everything below is allocated in the scan's (current) context.
+        let s = ScanState {
+            lo: 0,
+            hi: -1,
+            keyless: true,
+            ready: false,
+            equality: false,
+            blocks: PVec::with_capacity(64)?,
+            zones: PVec::with_capacity(64)?,
+            zone_lo: 0,
+            zone_hi: -1,
+            next_key: 0,
+            pending: PVec::with_capacity(256)?,
+            items: PVec::with_capacity(256)?,
+            stream: Stream::new(true, 0),
+            cursor: Cursor::streaming(),
+            mark: -1,
+        };
+        // SAFETY: palloc in the current (scan) context.
+        let p =
+            guard(|| unsafe { sys::palloc(std::mem::size_of::<ScanState>()) })? as *mut ScanState;
+        // SAFETY: p has room for one ScanState; scan is fresh.
+        unsafe {
+            p.write(s);
+            (*scan).opaque = p as *mut std::ffi::c_void;
+        }
         Ok(scan)
     })
 }
@@ -99,29 +211,24 @@ pub extern "C" fn rs_amrescan(
 ) {
     entry(st, (), || {
         // SAFETY: keyData has room for numberOfKeys keys (beginscan).
-        unsafe {
+        let keyless = unsafe {
             if !keys.is_null() && nkeys > 0 && (*scan).numberOfKeys > 0 {
                 std::ptr::copy(keys, (*scan).keyData, (*scan).numberOfKeys as usize);
             }
-        }
+            (*scan).numberOfKeys == 0
+        };
         let (lo, hi) = key_range(scan)?;
-        let s = state(scan);
         // SAFETY: s is our palloc'd state.
-        unsafe {
-            if !(*s).blocks.is_null() {
-                let b = (*s).blocks as *mut std::ffi::c_void;
-                guard(|| sys::pfree(b))?;
-            }
-            *s = ScanState {
-                lo,
-                hi,
-                blocks: std::ptr::null_mut(),
-                nblocks: 0,
-                ready: false,
-                cur_block: 0,
-                next_off: 1,
-            };
-        }
+        let s = unsafe { &mut *state(scan) };
+        s.lo = lo;
+        s.hi = hi;
+        s.keyless = keyless;
+        s.ready = false;
+        s.blocks.clear();
+        s.zones.clear();
+        s.pending.clear();
+        s.items.clear();
+        s.mark = -1;
         Ok(())
     })
 }
@@ -145,71 +252,179 @@ pub extern "C" fn rs_amgetbitmap(
     })
 }
 
-/// Copies the candidate list into the scan's memory (plain data).
-fn load_blocks(scan: sys::IndexScanDesc, s: *mut ScanState) -> PgResult<()> {
-    // SAFETY: live state and scan.
-    let (lo, hi, index) = unsafe { ((*s).lo, (*s).hi, (*scan).indexRelation) };
-    let blocks = map::candidates(index, lo, hi)?;
-    let bytes = blocks.len().max(1) * std::mem::size_of::<u32>();
-    // SAFETY: palloc in the scan's context.
-    let p = guard(|| unsafe { sys::palloc(bytes) })? as *mut u32;
-    // SAFETY: p has room for blocks.len() entries.
-    unsafe {
-        std::ptr::copy_nonoverlapping(blocks.as_ptr(), p, blocks.len());
-        (*s).blocks = p;
-        (*s).nblocks = blocks.len();
-        (*s).ready = true;
-        (*s).cur_block = 0;
-        (*s).next_off = 1;
+/// Builds the sequence the cursor walks: line pointers of the candidate
+/// blocks (equality), or the zone-ordered stream in `forward` direction.
+fn prepare(scan: sys::IndexScanDesc, s: &mut ScanState, forward: bool) -> PgResult<()> {
+    // SAFETY: live scan.
+    let (index, heap, want_itup) = unsafe {
+        (
+            (*scan).indexRelation,
+            (*scan).heapRelation,
+            (*scan).xs_want_itup,
+        )
+    };
+    // An index-only scan trusts every TID on an all-visible page: it must
+    // get real tuples only, never the equality path's bare line pointers.
+    s.equality = s.lo == s.hi && !want_itup;
+    if want_itup {
+        // SAFETY: live scan; the tuple goes in the current context.
+        guard(|| unsafe { sys::cpg_set_placeholder_itup(scan) })?;
+    }
+    if s.equality {
+        for b in map::candidates(index, s.lo, s.hi)? {
+            s.blocks.push(b)?;
+        }
+        s.cursor = Cursor::complete();
+    } else {
+        // Only a scan without conditions can return NULL keys, and only
+        // a table that may hold them needs the pass over every block.
+        let null_blocks = if s.keyless && nulls::may_have_nulls(index)? {
+            crate::pg::heap::nblocks(heap)?
+        } else {
+            0
+        };
+        bump(Counter::scan);
+        s.stream = Stream::new(forward, null_blocks);
+        s.cursor = Cursor::streaming();
+        s.next_key = if forward { s.lo } else { s.hi };
+        if s.lo > s.hi {
+            s.stream.zones_final();
+        }
+    }
+    s.ready = true;
+    Ok(())
+}
+
+/// `recheck`: the equality path hands out line pointers whose tuples it
+/// never looked at; the ordered path read each key (CLUSTER refuses scans
+/// that need a recheck).
+/// Loads the zones of the next directory page in stream direction.
+fn next_interval(scan: sys::IndexScanDesc, s: &mut ScanState) -> PgResult<()> {
+    // SAFETY: live scan.
+    let index = unsafe { (*scan).indexRelation };
+    let forward = s.stream.forward;
+    let page = map::page_zones(index, s.next_key, s.lo, s.hi)?;
+    s.zone_lo = s.lo.max(page.lo);
+    s.zone_hi = s.hi.min(page.hi);
+    s.zones.clear();
+    for z in stream_zones(page.zones, s.zone_lo, s.zone_hi, forward) {
+        s.zones.push(z)?;
+    }
+    s.stream.new_zones();
+    let last = if forward {
+        page.hi >= s.hi
+    } else {
+        page.lo <= s.lo
+    };
+    if last {
+        s.stream.zones_final();
+    } else {
+        s.next_key = if forward { page.hi + 1 } else { page.lo - 1 };
     }
     Ok(())
+}
+
+fn set_tid(scan: sys::IndexScanDesc, blk: u32, off: u16, recheck: bool) {
+    // SAFETY: live scan; xs_heaptid is ours to set.
+    unsafe {
+        let tid = &mut (*scan).xs_heaptid;
+        tid.ip_blkid.bi_hi = (blk >> 16) as u16;
+        tid.ip_blkid.bi_lo = (blk & 0xFFFF) as u16;
+        tid.ip_posid = off;
+        (*scan).xs_recheck = recheck;
+    }
+}
+
+fn gettuple(scan: sys::IndexScanDesc, direction: i32) -> PgResult<bool> {
+    // SAFETY: our palloc'd state, used by this call only.
+    let s = unsafe { &mut *state(scan) };
+    let forward = direction >= 0;
+    if !s.ready {
+        prepare(scan, s, forward)?;
+    }
+    let per_block = MAX_HEAP_TUPLES_PER_PAGE as usize;
+    let len = |s: &ScanState| {
+        if s.equality {
+            s.blocks.len() * per_block
+        } else {
+            s.items.len()
+        }
+    };
+    let l = len(s);
+    s.cursor.begin(l, forward);
+    loop {
+        let l = len(s);
+        match s.cursor.step(l, forward) {
+            Step::Item(i) => {
+                if s.equality {
+                    let blk = s.blocks.as_slice()[i / per_block];
+                    set_tid(scan, blk, (i % per_block) as u16 + 1, true);
+                } else {
+                    let e = s.items.as_slice()[i];
+                    set_tid(scan, e.blk, e.off, false);
+                }
+                return Ok(true);
+            }
+            Step::End => return Ok(false),
+            Step::Pull => {
+                // SAFETY: live scan.
+                let (index, heap) = unsafe { ((*scan).indexRelation, (*scan).heapRelation) };
+                let mut loader = HeapLoader {
+                    heap,
+                    attno: rel::index_heap_attno(index),
+                    width: rel::key_width(index)?,
+                    lo: s.zone_lo,
+                    hi: s.zone_hi,
+                };
+                let zones = s.zones.as_slice();
+                match s.stream.next(zones, &mut s.pending, &mut loader)? {
+                    Next::Entry(e) => s.items.push(e)?,
+                    Next::NeedZones => next_interval(scan, s)?,
+                    Next::End => s.cursor.exhaust(),
+                }
+            }
+        }
+    }
 }
 
 #[no_mangle]
 pub extern "C" fn rs_amgettuple(
     scan: sys::IndexScanDesc,
-    _direction: i32,
+    direction: i32,
     st: *mut CpgStatus,
 ) -> bool {
-    entry(st, false, || {
-        let s = state(scan);
-        // SAFETY: live state.
-        if unsafe { !(*s).ready } {
-            load_blocks(scan, s)?;
-        }
-        // SAFETY: live state; blocks has nblocks entries.
-        unsafe {
-            while (*s).cur_block < (*s).nblocks {
-                if (*s).next_off <= MAX_HEAP_TUPLES_PER_PAGE {
-                    let blk = *(*s).blocks.add((*s).cur_block);
-                    let tid = &mut (*scan).xs_heaptid;
-                    tid.ip_blkid.bi_hi = (blk >> 16) as u16;
-                    tid.ip_blkid.bi_lo = (blk & 0xFFFF) as u16;
-                    tid.ip_posid = (*s).next_off;
-                    (*scan).xs_recheck = true;
-                    (*s).next_off += 1;
-                    return Ok(true);
-                }
-                (*s).cur_block += 1;
-                (*s).next_off = 1;
-            }
-        }
-        Ok(false)
+    entry(st, false, || gettuple(scan, direction))
+}
+
+#[no_mangle]
+pub extern "C" fn rs_ammarkpos(scan: sys::IndexScanDesc, st: *mut CpgStatus) {
+    entry(st, (), || {
+        // SAFETY: our state.
+        let s = unsafe { &mut *state(scan) };
+        s.mark = s.cursor.pos;
+        Ok(())
+    })
+}
+
+#[no_mangle]
+pub extern "C" fn rs_amrestrpos(scan: sys::IndexScanDesc, st: *mut CpgStatus) {
+    entry(st, (), || {
+        // SAFETY: our state.
+        let s = unsafe { &mut *state(scan) };
+        s.cursor.pos = s.mark;
+        Ok(())
     })
 }
 
 #[no_mangle]
 pub extern "C" fn rs_amendscan(scan: sys::IndexScanDesc, st: *mut CpgStatus) {
     entry(st, (), || {
-        let s = state(scan);
-        // SAFETY: our palloc'd memory, freed once.
-        unsafe {
-            if !(*s).blocks.is_null() {
-                let b = (*s).blocks as *mut std::ffi::c_void;
-                guard(|| sys::pfree(b))?;
-                (*s).blocks = std::ptr::null_mut();
-            }
-        }
+        // SAFETY: our state; freed once (the scan descriptor goes next).
+        let s = unsafe { &mut *state(scan) };
+        s.blocks.free()?;
+        s.zones.free()?;
+        s.pending.free()?;
+        s.items.free()?;
         Ok(())
     })
 }
