@@ -269,10 +269,12 @@ btree_on_clustered_key(Relation rel, Oid clustered_index)
 }
 
 /*
- * VACUUM FULL (no index given) rewrites a clustered_heap table in key order
- * when a btree on the key exists, through heap's own sorted rewrite; the
- * map is rebuilt afterwards with the other indexes. CLUSTER ... USING a
- * btree keeps PostgreSQL's meaning (that index's order).
+ * VACUUM FULL (no index given) rewrites a clustered_heap table in key order:
+ * through heap's sorted rewrite when a btree on the key exists (a sequential
+ * read and a sort), otherwise through an ordered scan of the clustered index
+ * itself (what CLUSTER ... USING it does). The map is rebuilt afterwards
+ * with the other indexes. CLUSTER ... USING a btree keeps PostgreSQL's
+ * meaning (that index's order).
  */
 static void
 cpg_relation_copy_for_cluster(Relation OldTable, Relation NewTable, Relation OldIndex,
@@ -284,14 +286,16 @@ cpg_relation_copy_for_cluster(Relation OldTable, Relation NewTable, Relation Old
 	Oid			ck = cpg_clustered_index_of(OldTable);
 	Oid			sort_by = (OldIndex == NULL && OidIsValid(ck))
 		? btree_on_clustered_key(OldTable, ck) : InvalidOid;
+	Oid			scan_by = (OldIndex == NULL && OidIsValid(ck) && !OidIsValid(sort_by))
+		? ck : InvalidOid;
 
-	if (OidIsValid(sort_by))
+	if (OidIsValid(sort_by) || OidIsValid(scan_by))
 	{
-		Relation	idx = index_open(sort_by, AccessShareLock);
+		Relation	idx = index_open(OidIsValid(sort_by) ? sort_by : scan_by, AccessShareLock);
 
-		heap_routine->relation_copy_for_cluster(OldTable, NewTable, idx, true, OldestXmin,
-												xid_cutoff, multi_cutoff, num_tuples,
-												tups_vacuumed, tups_recently_dead);
+		heap_routine->relation_copy_for_cluster(OldTable, NewTable, idx, OidIsValid(sort_by),
+												OldestXmin, xid_cutoff, multi_cutoff,
+												num_tuples, tups_vacuumed, tups_recently_dead);
 		index_close(idx, NoLock);
 		return;
 	}

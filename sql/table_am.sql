@@ -136,9 +136,21 @@ SELECT (j->0->'Plan'->>'Lossy Heap Blocks')::int * 4 < b.range_blocks AS emptied
 RESET enable_indexscan;
 RESET enable_seqscan;
 
--- VACUUM FULL rewrites in key order when a btree on the key exists:
--- physical order then follows the key (correlation 1) and the map is
--- rebuilt compact.
+-- VACUUM FULL rewrites in key order: through an ordered scan of the
+-- clustered index, or a sort when a btree on the key exists. Physical
+-- order then follows the key (correlation 1) and the map is rebuilt.
+CREATE TABLE vf (id bigint NOT NULL, v text) USING clustered_heap;
+CREATE INDEX vf_ck ON vf USING clustered_pk_index (id);
+INSERT INTO vf SELECT g, 'v' FROM generate_series(1, 4000) g ORDER BY random();
+ANALYZE vf;
+SELECT correlation < 0.5 AS arrival_order_before
+  FROM pg_stats WHERE tablename = 'vf' AND attname = 'id';
+VACUUM FULL vf;
+ANALYZE vf;
+SELECT count(*) AS rows_kept, correlation > 0.99 AS key_order_without_btree
+  FROM vf, pg_stats WHERE tablename = 'vf' AND attname = 'id' GROUP BY correlation;
+SELECT count(*) AS violations FROM clustered_pg.verify('vf');
+DROP TABLE vf;
 CREATE UNIQUE INDEX vac_pk ON vac (id);
 VACUUM FULL vac;
 ANALYZE vac;
