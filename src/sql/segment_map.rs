@@ -31,15 +31,34 @@ fn relation_arg(a: &Args, func: &str) -> PgResult<sys::Oid> {
     Ok(a.required(0, func, "relation")? as sys::Oid)
 }
 
+/// Gives the relation errors of `rel::open_clustered` that carry no hint
+/// one, so every bad `relation` argument of the seed API says what to pass.
+fn with_relation_hint(e: PgError) -> PgError {
+    match e {
+        PgError::Raised {
+            sqlstate,
+            hint: None,
+            ..
+        } if sqlstate == codes::WRONG_OBJECT_TYPE || sqlstate == codes::UNDEFINED_OBJECT => {
+            e.hint("Pass a table that has a clustered_pk_index, or the index itself.")
+        }
+        e => e,
+    }
+}
+
+fn open_clustered(oid: sys::Oid, table_lock: u32) -> PgResult<(OpenRel, OpenRel)> {
+    rel::open_clustered(oid, table_lock as i32).map_err(with_relation_hint)
+}
+
 /// Opens the table and its clustered_pk_index for reading (SELECT needed).
 fn open_reader(oid: sys::Oid, table_lock: u32) -> PgResult<(OpenRel, OpenRel)> {
     bump(Counter::rowcount_lookups);
-    rel::open_clustered(oid, table_lock as i32)
+    open_clustered(oid, table_lock)
 }
 
 /// Opens them for a maintenance call: the current user must own the table.
 fn open_writer(oid: sys::Oid, table_lock: u32, func: &str) -> PgResult<(OpenRel, OpenRel)> {
-    let (h, ix) = rel::open_clustered(oid, table_lock as i32)?;
+    let (h, ix) = open_clustered(oid, table_lock)?;
     let hr = h.rel();
     // SAFETY: rd_rel is set on an open relation.
     let owner = unsafe { (*(*hr).rd_rel).relowner };
@@ -289,6 +308,8 @@ extern "C" {
     fn SPI_connect() -> c_int;
     fn SPI_execute(src: *const c_char, read_only: bool, tcount: c_long) -> c_int;
     fn SPI_finish() -> c_int;
+    // utils/lsyscache.h
+    fn get_func_name(funcid: sys::Oid) -> *mut c_char;
     static mut CurrentResourceOwner: *mut c_void;
 }
 
@@ -441,13 +462,32 @@ pub extern "C" fn rs_segment_map_rebuild_from_index(
     })
 }
 
+/// The SQL name of the function being called (None if unknown).
+fn called_name(fcinfo: FunctionCallInfo) -> PgResult<Option<String>> {
+    // SAFETY: fmgr always sets flinfo for SQL-callable functions.
+    let fn_oid = unsafe { (*(*fcinfo).flinfo).fn_oid };
+    // SAFETY: syscache lookup; a palloc'd name or NULL.
+    let p = guard(|| unsafe { get_func_name(fn_oid) })?;
+    if p.is_null() {
+        return Ok(None);
+    }
+    // SAFETY: NUL-terminated catalog name.
+    Ok(Some(
+        unsafe { std::ffi::CStr::from_ptr(p) }
+            .to_string_lossy()
+            .into_owned(),
+    ))
+}
+
 /// `segment_map_allocate_locator[_regclass]` / `segment_map_next_locator`:
 /// the locator `(major = id of the segment owning the key, minor = key)`
 /// per the current map. Read-only: placement happens in the table AM.
 #[no_mangle]
 pub extern "C" fn rs_segment_map_locator(fcinfo: FunctionCallInfo, st: *mut CpgStatus) -> Datum {
     sql_entry(fcinfo, st, |a| {
-        let func = "segment_map_allocate_locator";
+        // One C function serves three SQL names: report the one called.
+        let name = called_name(a.fcinfo())?;
+        let func = name.as_deref().unwrap_or("segment_map_allocate_locator");
         let oid = relation_arg(a, func)?;
         let key = to_i64(a.required(1, func, "minor")?);
         let (h, ix) = open_reader(oid, sys::AccessShareLock)?;
