@@ -138,7 +138,7 @@ CPG_SQL_FUNCTION(segment_map_stats)
 CPG_SQL_FUNCTION(segment_map_count_repack_due)
 CPG_SQL_FUNCTION(segment_map_touch)
 CPG_SQL_FUNCTION(segment_map_tids_gc)
-CPG_SQL_FUNCTION(segment_map_index_for_write)
+CPG_SQL_FUNCTION(segment_map_rebuild_from_index)
 CPG_SQL_FUNCTION(segment_map_locator)
 
 /* Wrappers of macros and static inlines whose bodies differ between majors. */

@@ -267,52 +267,18 @@ CREATE FUNCTION @extschema@.segment_map_tids_gc(relation regclass)
 COMMENT ON FUNCTION @extschema@.segment_map_tids_gc(regclass) IS
     'compatibility no-op: the native map stores no TIDs, so there is nothing to collect; returns 0';
 
-CREATE FUNCTION @extschema@.segment_map_index_for_write(relation regclass)
-    RETURNS oid
-    AS 'MODULE_PATHNAME', 'cpg_segment_map_index_for_write' LANGUAGE C VOLATILE;
-
--- Rebuild = REINDEX of the clustered_pk_index, inside a subtransaction (the
--- plpgsql block). p_fail_after_n_rows injects a failure once the rebuilt map
--- holds at least that many rows: the block rolls back and the previous map
--- is left exactly as it was; the call then returns success = false.
+-- Rebuild = REINDEX of the clustered_pk_index, inside a subtransaction.
+-- p_fail_after_n_rows (a test hook, the seed's fault injection) makes the
+-- build's heap scan fail when it is handed row n + 1: the subtransaction
+-- rolls back, the previous map is left exactly as it was, and the call
+-- returns success = false, rows_seen = n (src/sql/segment_map.rs). One row.
 CREATE FUNCTION @extschema@.segment_map_rebuild_from_index(relation regclass,
     p_fail_after_n_rows bigint DEFAULT NULL,
     OUT success boolean, OUT rows_seen bigint, OUT segments bigint)
-    LANGUAGE plpgsql VOLATILE
-    SET search_path = pg_catalog, pg_temp
-    AS $fn$
-DECLARE
-    v_index oid;
-    v_nsp name;
-    v_name name;
-BEGIN
-    v_index := @extschema@.segment_map_index_for_write(relation);
-    IF p_fail_after_n_rows IS NOT NULL AND p_fail_after_n_rows < 0 THEN
-        RAISE EXCEPTION 'segment_map_rebuild_from_index: p_fail_after_n_rows must not be negative, got %',
-            p_fail_after_n_rows
-            USING ERRCODE = 'invalid_parameter_value';
-    END IF;
-    SELECT n.nspname, c.relname INTO v_nsp, v_name
-      FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-     WHERE c.oid = v_index;
-    BEGIN
-        EXECUTE format('REINDEX INDEX %I.%I', v_nsp, v_name);
-        SELECT st.total_rows, st.segment_count INTO rows_seen, segments
-          FROM @extschema@.segment_map_stats(v_index::regclass) st;
-        IF p_fail_after_n_rows IS NOT NULL AND rows_seen >= p_fail_after_n_rows THEN
-            RAISE EXCEPTION 'segment_map_rebuild_from_index: injected failure after % rows',
-                p_fail_after_n_rows
-                USING ERRCODE = 'CPG01';
-        END IF;
-        success := true;
-    EXCEPTION WHEN SQLSTATE 'CPG01' THEN
-        success := false;
-        rows_seen := p_fail_after_n_rows;
-        SELECT st.segment_count INTO segments
-          FROM @extschema@.segment_map_stats(v_index::regclass) st;
-    END;
-END
-$fn$;
+    RETURNS SETOF record ROWS 1
+    AS 'MODULE_PATHNAME', 'cpg_segment_map_rebuild_from_index' LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION @extschema@.segment_map_rebuild_from_index(regclass, bigint) IS
+    'REINDEX the clustered_pk_index in a subtransaction (owner only); p_fail_after_n_rows injects a failure after n rows of the build scan and leaves the previous map unchanged';
 
 -- Locators from the map: major = id of the segment owning the key, minor =
 -- the key. Read-only: the table AM decides placement.

@@ -107,19 +107,49 @@ CREATE INDEX sf_ck ON sf USING clustered_pk_index (id);
 SELECT DISTINCT split_threshold, target_fillfactor, auto_repack_interval
   FROM clustered_pg.segment_map_of('sf');
 
--- Rebuild with fault injection leaves the map exactly as it was.
+-- Rebuild with fault injection (the seed's p_fail_after_n_rows): the
+-- build's heap scan fails when it is handed row n + 1, so exactly n rows
+-- were seen; the REINDEX's subtransaction rolls back and the previous map
+-- is left exactly as it was (same rows, updated_at included, same stats,
+-- same relfilenode), success = false.
 CREATE TEMP TABLE before_map AS SELECT * FROM clustered_pg.segment_map_of('sd');
-SELECT success, rows_seen, segments = (SELECT count(*) FROM before_map) AS segments_unchanged
+CREATE TEMP TABLE before_stats AS SELECT * FROM clustered_pg.segment_map_stats('sd');
+CREATE TEMP TABLE before_node AS SELECT pg_relation_filenode('sd_ck') AS node;
+SELECT success, rows_seen, rows_seen < (SELECT count(*) FROM sd) AS failed_part_way,
+       segments = (SELECT count(*) FROM before_map) AS segments_unchanged
   FROM clustered_pg.segment_map_rebuild_from_index('sd', 100);
 SELECT count(*) AS rows_differing FROM (
   (SELECT * FROM before_map EXCEPT SELECT * FROM clustered_pg.segment_map_of('sd'))
   UNION ALL
   (SELECT * FROM clustered_pg.segment_map_of('sd') EXCEPT SELECT * FROM before_map)) d;
+SELECT (SELECT row(b.*)::text FROM before_stats b)
+     = (SELECT row(s.*)::text FROM clustered_pg.segment_map_stats('sd') s) AS stats_identical,
+       (SELECT node FROM before_node) = pg_relation_filenode('sd_ck') AS same_relfilenode;
 SELECT count(*) AS violations FROM clustered_pg.verify('sd');
+-- n = 0 fails on the first row; the index may be named instead of the table.
+SELECT success, rows_seen FROM clustered_pg.segment_map_rebuild_from_index('sd_ck', 0);
+SELECT count(*) AS rows_differing_after_n0 FROM (
+  (SELECT * FROM before_map EXCEPT SELECT * FROM clustered_pg.segment_map_of('sd'))
+  UNION ALL
+  (SELECT * FROM clustered_pg.segment_map_of('sd') EXCEPT SELECT * FROM before_map)) d;
+-- Another error during the REINDEX (here: the index is in use by an open
+-- cursor of this session) rolls back too and is raised unchanged; the hook
+-- is disarmed on that path as well, so the plain REINDEX that follows is
+-- not failed after 10 rows.
+BEGIN;
+SET LOCAL enable_seqscan = off;
+DECLARE c_sd CURSOR FOR SELECT * FROM sd WHERE id = 5;
+SELECT * FROM clustered_pg.segment_map_rebuild_from_index('sd', 10);
+ROLLBACK;
+REINDEX INDEX sd_ck;
+SELECT count(*) AS violations FROM clustered_pg.verify('sd');
+-- n at least the row count: nothing fails, the rebuild goes through.
+SELECT success, rows_seen = (SELECT count(*) FROM sd) AS saw_every_row
+  FROM clustered_pg.segment_map_rebuild_from_index('sd', (SELECT count(*) FROM sd));
 -- Without the fault the rebuild replaces the map with exact counts.
 SELECT success, rows_seen = (SELECT count(*) FROM sd) AS saw_every_row,
        segments = (SELECT count(*) FROM clustered_pg.segment_map_of('sd')) AS segments_ok
-  FROM clustered_pg.segment_map_rebuild_from_index('sd');
+  FROM clustered_pg.segment_map_rebuild_from_index('sd', NULL);
 SELECT rows_mapped = (SELECT count(*) FROM sd) AS exact, contiguous, within_threshold FROM sm_summary('sd');
 SELECT count(*) AS violations FROM clustered_pg.verify('sd');
 SELECT * FROM clustered_pg.segment_map_rebuild_from_index('sd', -1);
@@ -194,29 +224,145 @@ BEGIN
   END IF;
 END $$;
 SELECT rows_mapped, contiguous FROM sm_summary('sl');
+-- ALTER INDEX ... SET: later inserts use the new options, the map stays
+-- aligned with the live rows.
+ALTER INDEX sl_ck SET (split_threshold = 32);
+INSERT INTO sl SELECT g, 'after set' FROM generate_series(301, 600) g;
+SELECT DISTINCT split_threshold FROM clustered_pg.segment_map_of('sl');
+SELECT rows_mapped = (SELECT count(*) FROM sl) AS aligned_after_alter_set, contiguous FROM sm_summary('sl');
+-- DROP INDEX + insert + recreate: the new map covers every row, old and new.
+DROP INDEX sl_ck;
+INSERT INTO sl SELECT g, 'no index' FROM generate_series(601, 700) g;
+CREATE INDEX sl_ck ON sl USING clustered_pk_index (i) WITH (split_threshold = 16);
+SELECT rows_mapped = (SELECT count(*) FROM sl) AS aligned_after_recreate, contiguous, within_threshold
+  FROM sm_summary('sl');
+SELECT (SELECT count(*) FROM clustered_pg.segment_map_tids_of('sl')) = (SELECT count(*) FROM sl) AS tids_cover_rows;
+SELECT count(*) AS violations FROM clustered_pg.verify('sl');
 
--- Bad input: clear errors.
-SELECT * FROM clustered_pg.segment_map_of(NULL);
-SELECT * FROM clustered_pg.segment_map_tids_of(NULL);
-SELECT * FROM clustered_pg.segment_map_stats(NULL);
-SELECT clustered_pg.segment_map_count_repack_due(NULL);
-SELECT clustered_pg.segment_map_touch(NULL, 1);
-SELECT clustered_pg.segment_map_touch('sd', NULL);
-SELECT clustered_pg.segment_map_touch('sd', -42);
-SELECT clustered_pg.segment_map_tids_gc(NULL);
-SELECT * FROM clustered_pg.segment_map_rebuild_from_index(NULL);
-SELECT clustered_pg.segment_map_allocate_locator(NULL, 1);
-SELECT clustered_pg.segment_map_allocate_locator('sd'::regclass::oid, NULL);
-SELECT clustered_pg.segment_map_next_locator('sd', NULL);
-SELECT * FROM clustered_pg.segment_map_of('pg_class');
+-- CLUSTER (USING a btree) and VACUUM FULL rewrite the table; the map is
+-- rebuilt with it: aligned with the live rows, every row listed once, sound.
+-- Both a plain heap (sl) and a clustered_heap table (sc).
+CREATE TABLE sc (id bigint NOT NULL, p text) USING clustered_heap;
+CREATE INDEX sc_ck ON sc USING clustered_pk_index (id) WITH (split_threshold = 32);
+SELECT setseed(0.25);
+INSERT INTO sc SELECT g, repeat('c', 100) FROM generate_series(1, 3000) g ORDER BY random();
+DELETE FROM sc WHERE id % 5 = 0;
+DELETE FROM sl WHERE i % 5 = 0;
+CREATE INDEX sl_bt ON sl (i);
+CREATE INDEX sc_bt ON sc (id);
+CREATE FUNCTION sm_consistent(r regclass, live bigint, OUT aligned boolean, OUT tids_once boolean,
+                              OUT contiguous boolean, OUT violations bigint)
+LANGUAGE sql AS $$
+  SELECT s.rows_mapped = live,
+         (SELECT count(*) = live AND count(DISTINCT tuple_tid) = live FROM clustered_pg.segment_map_tids_of(r)),
+         s.contiguous,
+         (SELECT count(*) FROM clustered_pg.verify(r))
+    FROM sm_summary(r) s
+$$;
+CLUSTER sl USING sl_bt;
+CLUSTER sc USING sc_bt;
+SELECT 'sl' AS t, * FROM sm_consistent('sl', (SELECT count(*) FROM sl))
+UNION ALL SELECT 'sc', * FROM sm_consistent('sc', (SELECT count(*) FROM sc));
+DELETE FROM sl WHERE i % 7 = 0;
+DELETE FROM sc WHERE id % 7 = 0;
+VACUUM FULL sl;
+VACUUM FULL sc;
+SELECT 'sl' AS t, * FROM sm_consistent('sl', (SELECT count(*) FROM sl))
+UNION ALL SELECT 'sc', * FROM sm_consistent('sc', (SELECT count(*) FROM sc));
+SELECT count(*) AS sl_rows FROM sl;
+SELECT count(*) AS sc_rows, min(id), max(id) FROM sc;
+
+-- target_fillfactor floor: at the lowest value (10) placement fills a
+-- clustered_heap page to ~10% before it opens the next one for ascending
+-- keys, at 100 it fills pages completely.
+CREATE TABLE sff10 (id bigint NOT NULL, p text) USING clustered_heap;
+CREATE INDEX sff10_ck ON sff10 USING clustered_pk_index (id) WITH (target_fillfactor = 10);
+CREATE TABLE sff100 (id bigint NOT NULL, p text) USING clustered_heap;
+CREATE INDEX sff100_ck ON sff100 USING clustered_pk_index (id) WITH (target_fillfactor = 100);
+INSERT INTO sff10 SELECT g, repeat('x', 100) FROM generate_series(1, 2000) g;
+INSERT INTO sff100 SELECT g, repeat('x', 100) FROM generate_series(1, 2000) g;
+SELECT pg_relation_size('sff10') > 5 * pg_relation_size('sff100') AS floor_spreads_rows,
+       (SELECT max(n) FROM (SELECT count(*) AS n FROM sff10 GROUP BY (ctid::text::point)[0]) x)
+         * (SELECT avg(pg_column_size(t.*)) FROM sff10 t) < 0.15 * current_setting('block_size')::int
+         AS pages_about_10_percent_full,
+       (SELECT count(*) FROM clustered_pg.verify('sff10')) + (SELECT count(*) FROM clustered_pg.verify('sff100'))
+         AS violations;
+
+-- Bad input: clear errors (SQLSTATE, message, hint) and no change.
+-- sm_err runs a statement and returns 'ok' or its SQLSTATE, message,
+-- detail and hint.
+CREATE FUNCTION sm_err(q text) RETURNS text LANGUAGE plpgsql AS $$
+DECLARE st text; msg text; det text; hnt text;
+BEGIN
+  EXECUTE q;
+  RETURN 'ok';
+EXCEPTION WHEN OTHERS THEN
+  GET STACKED DIAGNOSTICS st = RETURNED_SQLSTATE, msg = MESSAGE_TEXT,
+                          det = PG_EXCEPTION_DETAIL, hnt = PG_EXCEPTION_HINT;
+  RETURN st || ': ' || msg || coalesce(' | DETAIL: ' || nullif(det, ''), '')
+            || coalesce(' | HINT: ' || nullif(hnt, ''), '');
+END $$;
 CREATE TABLE splain (id int);
 CREATE INDEX splain_bt ON splain (id);
-SELECT * FROM clustered_pg.segment_map_of('splain');
-SELECT * FROM clustered_pg.segment_map_stats('splain_bt');
 CREATE SEQUENCE sseq;
-SELECT * FROM clustered_pg.segment_map_of('sseq');
+CREATE VIEW sview AS SELECT 1 AS id;
+-- A fingerprint of every map of the database, to show nothing changed.
+CREATE TEMP TABLE maps_before AS
+  SELECT md5(string_agg(row(m.*)::text, ',' ORDER BY relation_oid, minor_from)) AS fp
+    FROM clustered_pg.segment_map m;
+-- Every seed function that takes a relation, with every kind of bad one:
+-- NULL, a table without a clustered_pk_index, a plain btree index, a
+-- sequence, a view, an OID that names no relation.
+\pset format unaligned
+\pset fieldsep ' || '
+SELECT f.fn, r.what, sm_err(format(f.q, r.rel)) AS result
+  FROM (VALUES
+    (1, 'segment_map_of', 'SELECT * FROM clustered_pg.segment_map_of(%s)'),
+    (2, 'segment_map_tids_of', 'SELECT * FROM clustered_pg.segment_map_tids_of(%s)'),
+    (3, 'segment_map_stats', 'SELECT * FROM clustered_pg.segment_map_stats(%s)'),
+    (4, 'segment_map_count_repack_due', 'SELECT clustered_pg.segment_map_count_repack_due(%s)'),
+    (5, 'segment_map_touch', 'SELECT clustered_pg.segment_map_touch(%s, 1)'),
+    (6, 'segment_map_tids_gc', 'SELECT clustered_pg.segment_map_tids_gc(%s)'),
+    (7, 'segment_map_rebuild_from_index', 'SELECT * FROM clustered_pg.segment_map_rebuild_from_index(%s, 10)'),
+    (8, 'segment_map_allocate_locator', 'SELECT clustered_pg.segment_map_allocate_locator((%s)::oid, 1)'),
+    (9, 'segment_map_allocate_locator_regclass', 'SELECT clustered_pg.segment_map_allocate_locator_regclass(%s, 1)'),
+    (10, 'segment_map_next_locator', 'SELECT clustered_pg.segment_map_next_locator(%s, 1)')) f(n, fn, q)
+ CROSS JOIN (VALUES
+    (1, 'NULL', 'NULL::regclass'),
+    (2, 'no clustered_pk_index', '''splain''::regclass'),
+    (3, 'btree index', '''splain_bt''::regclass'),
+    (4, 'sequence', '''sseq''::regclass'),
+    (5, 'view', '''sview''::regclass'),
+    (6, 'unknown OID', '123456789::oid::regclass')) r(n, what, rel)
+ ORDER BY f.n, r.n;
+-- Index options: thresholds at or below zero, fillfactor outside 10..100,
+-- negative intervals -- on CREATE INDEX and on ALTER INDEX ... SET.
+SELECT o AS option, sm_err(format('CREATE INDEX splain_ck ON splain USING clustered_pk_index (id) WITH (%s)', o)) AS on_create,
+       sm_err(format('ALTER INDEX sd_ck SET (%s)', o)) AS on_alter
+  FROM unnest(ARRAY['split_threshold = 0', 'split_threshold = -1', 'split_threshold = 15',
+                    'split_threshold = 1048577', 'target_fillfactor = 0', 'target_fillfactor = 9',
+                    'target_fillfactor = 101', 'auto_repack_interval = -1']) o;
+\pset format aligned
+\pset fieldsep '|'
+-- A relation name that does not exist fails in regclass input already.
+SELECT * FROM clustered_pg.segment_map_of('no_such_table');
+-- NULL or out-of-range values in the other arguments.
+SELECT clustered_pg.segment_map_touch('sd', NULL);
+SELECT clustered_pg.segment_map_touch('sd', -42);
+SELECT clustered_pg.segment_map_allocate_locator('sd'::regclass::oid, NULL);
+SELECT clustered_pg.segment_map_allocate_locator_regclass('sd', NULL);
+SELECT clustered_pg.segment_map_next_locator('sd', NULL);
 SELECT clustered_pg.segment_map_allocate_locator(0, 1);
-SELECT clustered_pg.segment_map_allocate_locator(123456789, 1);
+-- Negative fault threshold (0 is valid: fail on the first row).
+SELECT * FROM clustered_pg.segment_map_rebuild_from_index('sd', -5);
+-- Nothing changed: no index was created, sd_ck keeps its options, every
+-- map is as it was.
+SELECT count(*) AS clustered_indexes_on_splain FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
+  JOIN pg_am a ON a.oid = c.relam WHERE i.indrelid = 'splain'::regclass AND a.amname = 'clustered_pk_index';
+SELECT reloptions FROM pg_class WHERE relname = 'sd_ck';
+SELECT (SELECT fp FROM maps_before)
+     = (SELECT md5(string_agg(row(m.*)::text, ',' ORDER BY relation_oid, minor_from))
+          FROM clustered_pg.segment_map m) AS maps_unchanged;
 
 -- Privileges: readers need SELECT, maintenance needs ownership.
 CREATE ROLE cpg_sm_reader;
@@ -262,7 +408,8 @@ SELECT major_key = :predicted_major AS key_landed_in_predicted_segment
   FROM clustered_pg.segment_map_of('sa') WHERE 601 BETWEEN minor_from AND minor_to;
 SELECT count(*) AS violations FROM clustered_pg.verify('sa');
 
-DROP TABLE sm, sd, sf, sr, sl, splain, sa;
+DROP TABLE sm, sd, sf, sr, sl, sc, sff10, sff100, splain, sa;
+DROP VIEW sview;
 DROP SEQUENCE sseq;
-DROP FUNCTION sm_summary(regclass);
+DROP FUNCTION sm_consistent(regclass, bigint), sm_summary(regclass), sm_err(text);
 DROP EXTENSION clustered_pg;

@@ -107,6 +107,95 @@ pub fn stats(pages: &[SegPage]) -> Stats {
     }
 }
 
+/// The test hook behind `segment_map_rebuild_from_index(..., p_fail_after_n_rows)`:
+/// a backend-local "fail after n rows" that the SQL function arms for the
+/// one REINDEX it runs, and that the index build's heap-scan callback
+/// (`am/index/build.rs`) consults for every row it is handed.
+///
+/// Pure state, no PostgreSQL symbol: arming returns a guard that disarms on
+/// drop, so every way out of the SQL function (success, the injected error,
+/// any other error, a panic unwinding) leaves the hook off. The hook only
+/// ever fires for the index it was armed for, so no other build in the
+/// backend can be affected even while it is armed.
+pub mod build_fault {
+    use std::cell::Cell;
+
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    struct State {
+        index: u32,
+        fail_after: Option<i64>,
+        seen: i64,
+        fired: bool,
+    }
+
+    thread_local! {
+        // A backend is single-threaded; const-initialised Copy data needs
+        // no TLS destructor.
+        static STATE: Cell<Option<State>> = const { Cell::new(None) };
+    }
+
+    /// The armed hook; dropping it disarms.
+    #[must_use = "the hook is disarmed when this guard is dropped"]
+    pub struct Armed(());
+
+    /// Arms the hook for builds of `index`: count the rows their heap scan
+    /// hands over and, with `fail_after = Some(n)`, refuse row n + 1 (so
+    /// exactly n rows are seen when the build fails). `None` only counts.
+    pub fn arm(index: u32, fail_after: Option<i64>) -> Armed {
+        STATE.with(|s| {
+            s.set(Some(State {
+                index,
+                fail_after,
+                seen: 0,
+                fired: false,
+            }))
+        });
+        Armed(())
+    }
+
+    impl Armed {
+        /// Rows the build scan handed over since arming.
+        pub fn rows_seen(&self) -> i64 {
+            STATE.with(|s| s.get().map_or(0, |st| st.seen))
+        }
+
+        /// Whether the injected failure was raised since arming.
+        pub fn fired(&self) -> bool {
+            STATE.with(|s| s.get().is_some_and(|st| st.fired))
+        }
+    }
+
+    impl Drop for Armed {
+        fn drop(&mut self) {
+            STATE.with(|s| s.set(None));
+        }
+    }
+
+    /// Whether a build of `index` must report its rows to `on_row`.
+    pub fn watching(index: u32) -> bool {
+        STATE.with(|s| s.get().is_some_and(|st| st.index == index))
+    }
+
+    /// One row handed to the build of `index`. Returns `Some(n)` when the
+    /// build must fail now, before taking this row: n rows were seen.
+    pub fn on_row(index: u32) -> Option<i64> {
+        STATE.with(|s| {
+            let mut st = s.get()?;
+            if st.index != index {
+                return None;
+            }
+            if st.fail_after.is_some_and(|n| st.seen >= n) {
+                st.fired = true;
+                s.set(Some(st));
+                return Some(st.seen);
+            }
+            st.seen += 1;
+            s.set(Some(st));
+            None
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -186,5 +275,40 @@ mod tests {
         assert_eq!(stats(&pages).fragmented_segments, 1);
         let empty = stats(&[]);
         assert_eq!((empty.segment_count, empty.avg_rows), (0, 0.0));
+    }
+
+    #[test]
+    fn build_fault_fires_after_n_rows_and_disarms() {
+        use super::build_fault::{arm, on_row, watching};
+        assert!(!watching(7));
+        assert_eq!(on_row(7), None, "unarmed: never fires");
+        {
+            let a = arm(7, Some(3));
+            assert!(watching(7) && !watching(8));
+            assert_eq!(on_row(8), None, "another index is never affected");
+            assert_eq!((on_row(7), on_row(7), on_row(7)), (None, None, None));
+            assert!(!a.fired());
+            assert_eq!(on_row(7), Some(3), "row 4 fails: 3 rows seen");
+            assert!(a.fired());
+            assert_eq!(a.rows_seen(), 3);
+        }
+        assert!(!watching(7), "dropping the guard disarms");
+        assert_eq!(on_row(7), None);
+        let a = arm(7, Some(0));
+        assert_eq!(on_row(7), Some(0), "n = 0: the first row fails");
+        drop(a);
+        let a = arm(7, None);
+        for _ in 0..10 {
+            assert_eq!(on_row(7), None, "None only counts");
+        }
+        assert_eq!((a.rows_seen(), a.fired()), (10, false));
+        drop(a);
+        // A panic unwinding through the owner disarms too.
+        let r = std::panic::catch_unwind(|| {
+            let _a = arm(9, Some(1));
+            panic!("boom");
+        });
+        assert!(r.is_err());
+        assert!(!watching(9));
     }
 }

@@ -7,18 +7,20 @@
 //! Readers need SELECT on the table; writers (`segment_map_touch`,
 //! `segment_map_tids_gc`, the rebuild) need to own it.
 
+use crate::am::index::build::INJECTED_FAILURE;
 use crate::am::index::map;
 use crate::core::counters::{bump, Counter};
 use crate::core::locator::Locator;
-use crate::core::seedapi::{repack_due, segment_rows, stats};
+use crate::core::seedapi::{build_fault, repack_due, segment_rows, stats};
 use crate::pg::buffer::{Lock, LockedBuffer, XLogRecord};
-use crate::pg::datum::{fixed_datum, from_i32, from_i64, to_i64, Args};
+use crate::pg::datum::{fixed_datum, from_bool, from_i32, from_i64, to_i64, Args};
 use crate::pg::error::{check_for_interrupts, codes, guard, CpgStatus, PgError, PgResult};
 use crate::pg::heap;
 use crate::pg::rel::{self, OpenRel};
 use crate::pg::srf::Rows;
 use crate::pg::sys::{self, Datum, FunctionCallInfo};
 use crate::sql::sql_entry;
+use std::ffi::{c_char, c_int, c_long, c_void};
 
 extern "C" {
     /// utils/acl.h; same signature in every supported major.
@@ -29,15 +31,34 @@ fn relation_arg(a: &Args, func: &str) -> PgResult<sys::Oid> {
     Ok(a.required(0, func, "relation")? as sys::Oid)
 }
 
+/// Gives the relation errors of `rel::open_clustered` that carry no hint
+/// one, so every bad `relation` argument of the seed API says what to pass.
+fn with_relation_hint(e: PgError) -> PgError {
+    match e {
+        PgError::Raised {
+            sqlstate,
+            hint: None,
+            ..
+        } if sqlstate == codes::WRONG_OBJECT_TYPE || sqlstate == codes::UNDEFINED_OBJECT => {
+            e.hint("Pass a table that has a clustered_pk_index, or the index itself.")
+        }
+        e => e,
+    }
+}
+
+fn open_clustered(oid: sys::Oid, table_lock: u32) -> PgResult<(OpenRel, OpenRel)> {
+    rel::open_clustered(oid, table_lock as i32).map_err(with_relation_hint)
+}
+
 /// Opens the table and its clustered_pk_index for reading (SELECT needed).
 fn open_reader(oid: sys::Oid, table_lock: u32) -> PgResult<(OpenRel, OpenRel)> {
     bump(Counter::rowcount_lookups);
-    rel::open_clustered(oid, table_lock as i32)
+    open_clustered(oid, table_lock)
 }
 
 /// Opens them for a maintenance call: the current user must own the table.
 fn open_writer(oid: sys::Oid, table_lock: u32, func: &str) -> PgResult<(OpenRel, OpenRel)> {
-    let (h, ix) = rel::open_clustered(oid, table_lock as i32)?;
+    let (h, ix) = open_clustered(oid, table_lock)?;
     let hr = h.rel();
     // SAFETY: rd_rel is set on an open relation.
     let owner = unsafe { (*(*hr).rd_rel).relowner };
@@ -277,19 +298,185 @@ pub extern "C" fn rs_segment_map_tids_gc(fcinfo: FunctionCallInfo, st: *mut CpgS
     })
 }
 
-/// `segment_map_index_for_write(regclass)`: the clustered_pk_index of a
-/// table (or the index itself) after the owner check; used by the
-/// rebuild's SQL wrapper to name the index it REINDEXes.
+extern "C" {
+    // access/xact.h, executor/spi.h, utils/resowner.h: the same signatures
+    // in every supported major (15..18), declared here rather than through
+    // the bindgen allowlist because only the rebuild uses them.
+    fn BeginInternalSubTransaction(name: *const c_char);
+    fn ReleaseCurrentSubTransaction();
+    fn RollbackAndReleaseCurrentSubTransaction();
+    fn SPI_connect() -> c_int;
+    fn SPI_execute(src: *const c_char, read_only: bool, tcount: c_long) -> c_int;
+    fn SPI_finish() -> c_int;
+    // utils/lsyscache.h
+    fn get_func_name(funcid: sys::Oid) -> *mut c_char;
+    static mut CurrentResourceOwner: *mut c_void;
+}
+
+/// Runs `f` in an internal subtransaction, the way PL handlers do: commits
+/// it when `f` succeeds, rolls it back when `f` fails (PostgreSQL errors
+/// reach `f` as values through `guard`, with the error state already
+/// flushed) or panics, and restores the caller's memory context and
+/// resource owner either way. The outer result is an error only when the
+/// subtransaction machinery itself failed.
+fn in_subtransaction<T>(f: impl FnOnce() -> PgResult<T>) -> PgResult<PgResult<T>> {
+    // SAFETY: plain reads of backend globals.
+    let (cxt, owner) = unsafe { (sys::CurrentMemoryContext, CurrentResourceOwner) };
+    // SAFETY: a NULL name is allowed; may ereport (e.g. in parallel mode).
+    guard(|| unsafe { BeginInternalSubTransaction(std::ptr::null()) })?;
+    // SAFETY: back to the caller's context (MemoryContextSwitchTo is an
+    // inline that only assigns this global).
+    unsafe { sys::CurrentMemoryContext = cxt };
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
+    let commit = matches!(r, Ok(Ok(_)));
+    let end = if commit {
+        // SAFETY: our subtransaction is the current one.
+        guard(|| unsafe { ReleaseCurrentSubTransaction() })
+    } else {
+        // SAFETY: as above; also cleans what the failed work left behind
+        // (SPI connections, buffer pins, locks taken inside).
+        guard(|| unsafe { RollbackAndReleaseCurrentSubTransaction() })
+    };
+    // SAFETY: restoring what we saved.
+    unsafe {
+        sys::CurrentMemoryContext = cxt;
+        CurrentResourceOwner = owner;
+    }
+    match r {
+        Err(payload) => std::panic::resume_unwind(payload),
+        Ok(res) => {
+            end?;
+            Ok(res)
+        }
+    }
+}
+
+/// Runs one utility statement through SPI.
+fn spi_utility(sql: &std::ffi::CStr) -> PgResult<()> {
+    let p = sql.as_ptr();
+    // SAFETY: p outlives the call. The closure owns nothing: an error
+    // anywhere inside leaves SPI connected, which the caller's
+    // subtransaction rollback undoes (AtEOSubXact_SPI).
+    let (c, e, f) = guard(|| unsafe {
+        let c = SPI_connect();
+        if c < 0 {
+            return (c, 0, 0);
+        }
+        let e = SPI_execute(p, false, 0);
+        (c, e, SPI_finish())
+    })?;
+    if c < 0 || e < 0 || f < 0 {
+        return Err(PgError::new(
+            codes::INTERNAL_ERROR,
+            format!(
+                "SPI failed running {} (connect {c}, execute {e}, finish {f})",
+                sql.to_string_lossy()
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// `"schema"."name"` of a relation, quoted for SQL text.
+fn qualified_name(oid: sys::Oid) -> PgResult<std::ffi::CString> {
+    // SAFETY: syscache lookups; both return palloc'd names or NULL.
+    let nsp = guard(|| unsafe { sys::get_namespace_name(sys::get_rel_namespace(oid)) })?;
+    let rel = guard(|| unsafe { sys::get_rel_name(oid) })?;
+    if nsp.is_null() || rel.is_null() {
+        return Err(PgError::new(
+            codes::UNDEFINED_OBJECT,
+            format!("relation with OID {oid} does not exist"),
+        ));
+    }
+    let quote = |p: *const c_char| {
+        // SAFETY: NUL-terminated names from the catalog.
+        let s = unsafe { std::ffi::CStr::from_ptr(p) }.to_string_lossy();
+        format!("\"{}\"", s.replace('"', "\"\""))
+    };
+    std::ffi::CString::new(format!("{}.{}", quote(nsp), quote(rel)))
+        .map_err(|e| PgError::new(codes::INTERNAL_ERROR, e.to_string()))
+}
+
+/// `segment_map_rebuild_from_index(regclass, p_fail_after_n_rows)`: REINDEX
+/// of the clustered_pk_index in a subtransaction; one row
+/// `(success, rows_seen, segments)`.
+///
+/// With `p_fail_after_n_rows = n` the build's heap scan fails when it is
+/// handed row n + 1 (core::seedapi::build_fault, checked in the build
+/// callback): the subtransaction rolls back, so the previous map is left
+/// exactly as it was (the new relfilenode is dropped, the old pages never
+/// changed), and the call returns `(false, n, segments of the old map)`.
+/// A table with at most n rows rebuilds normally. Any other error rolls
+/// the subtransaction back too and is raised unchanged. The hook is armed
+/// only around the REINDEX and disarmed when the guard drops, on every
+/// path out of this function.
+///
+/// Locks: the table AccessShareLock (owner check), then REINDEX's own
+/// ShareLock on the table and AccessExclusiveLock on the index, released
+/// by the rollback on failure, kept to the end of the transaction on
+/// success.
 #[no_mangle]
-pub extern "C" fn rs_segment_map_index_for_write(
+pub extern "C" fn rs_segment_map_rebuild_from_index(
     fcinfo: FunctionCallInfo,
     st: *mut CpgStatus,
 ) -> Datum {
     sql_entry(fcinfo, st, |a| {
-        let oid = relation_arg(a, "segment_map_rebuild_from_index")?;
-        let (_h, ix) = open_writer(oid, sys::AccessShareLock, "segment_map_rebuild_from_index")?;
-        Ok(rel::relid(ix.rel()) as Datum)
+        let func = "segment_map_rebuild_from_index";
+        let oid = relation_arg(a, func)?;
+        let fail_after = a.datum(1).map(to_i64);
+        if let Some(n) = fail_after.filter(|&n| n < 0) {
+            return Err(PgError::new(
+                codes::INVALID_PARAMETER_VALUE,
+                format!("{func}: p_fail_after_n_rows must not be negative, got {n}"),
+            )
+            .hint("Pass NULL (no fault) or the number of rows after which the build fails."));
+        }
+        let index = {
+            // Closed again before the REINDEX, which refuses an index this
+            // backend holds open (CheckTableNotInUse); the lock stays.
+            let (_h, ix) = open_writer(oid, sys::AccessShareLock, func)?;
+            rel::relid(ix.rel())
+        };
+        let sql = qualified_name(index)?;
+        let stmt = std::ffi::CString::new(format!("REINDEX INDEX {}", sql.to_string_lossy()))
+            .map_err(|e| PgError::new(codes::INTERNAL_ERROR, e.to_string()))?;
+        let armed = build_fault::arm(index, fail_after);
+        let outcome = in_subtransaction(|| spi_utility(&stmt))?;
+        let (rows_seen, fired) = (armed.rows_seen(), armed.fired());
+        drop(armed);
+        let success = match outcome {
+            Ok(()) => true,
+            Err(e) if fired && e.sqlstate() == INJECTED_FAILURE => false,
+            Err(e) => return Err(e),
+        };
+        // The map now in place: the new one, or the untouched old one.
+        let (_h, ix) = open_reader(index, sys::AccessShareLock)?;
+        let (_meta, pages) = map::read_all(ix.rel())?;
+        let segments = pages.iter().map(|p| p.segs.len() as i64).sum::<i64>();
+        let mut out = Rows::start(a.fcinfo())?;
+        out.push(
+            &[from_bool(success), from_i64(rows_seen), from_i64(segments)],
+            &[false; 3],
+        )?;
+        Ok(0)
     })
+}
+
+/// The SQL name of the function being called (None if unknown).
+fn called_name(fcinfo: FunctionCallInfo) -> PgResult<Option<String>> {
+    // SAFETY: fmgr always sets flinfo for SQL-callable functions.
+    let fn_oid = unsafe { (*(*fcinfo).flinfo).fn_oid };
+    // SAFETY: syscache lookup; a palloc'd name or NULL.
+    let p = guard(|| unsafe { get_func_name(fn_oid) })?;
+    if p.is_null() {
+        return Ok(None);
+    }
+    // SAFETY: NUL-terminated catalog name.
+    Ok(Some(
+        unsafe { std::ffi::CStr::from_ptr(p) }
+            .to_string_lossy()
+            .into_owned(),
+    ))
 }
 
 /// `segment_map_allocate_locator[_regclass]` / `segment_map_next_locator`:
@@ -298,7 +485,9 @@ pub extern "C" fn rs_segment_map_index_for_write(
 #[no_mangle]
 pub extern "C" fn rs_segment_map_locator(fcinfo: FunctionCallInfo, st: *mut CpgStatus) -> Datum {
     sql_entry(fcinfo, st, |a| {
-        let func = "segment_map_allocate_locator";
+        // One C function serves three SQL names: report the one called.
+        let name = called_name(a.fcinfo())?;
+        let func = name.as_deref().unwrap_or("segment_map_allocate_locator");
         let oid = relation_arg(a, func)?;
         let key = to_i64(a.required(1, func, "minor")?);
         let (h, ix) = open_reader(oid, sys::AccessShareLock)?;

@@ -10,6 +10,7 @@ use crate::core::layout::{
     DirEntry, KeyType, Meta, SegPage, BLCKSZ, META_FLAG_HAS_NULLS, META_FLAG_OVERFLOW,
 };
 use crate::core::options::IndexOptions;
+use crate::core::seedapi::build_fault;
 use crate::core::segmap::{build_pages_with, BuildParams};
 use crate::pg::buffer::{LockedBuffer, XLogRecord};
 use crate::pg::error::{codes, entry, guard, CpgStatus, PgError, PgResult};
@@ -24,12 +25,83 @@ struct BuildState {
     heap_tuples: f64,
     /// A row with a NULL key was seen (see META_FLAG_HAS_NULLS).
     nulls: bool,
+    /// `segment_map_rebuild_from_index(..., p_fail_after_n_rows)` armed its
+    /// test hook for this index: report every row to it (core::seedapi::
+    /// build_fault). Read once per build so other builds pay one branch.
+    fault_hook: bool,
 }
 
-/// Called by the heap scan for every tuple; must not fail or panic (it
-/// runs inside a guarded PostgreSQL call), so it only pushes to a Vec.
+/// SQLSTATE of the rebuild's injected failure (the seed's fixture caught
+/// it as `CPG01`; `segment_map_rebuild_from_index` turns it into
+/// `success = false`).
+pub const INJECTED_FAILURE: i32 = codes::sqlstate(b"CPG01");
+
+extern "C" {
+    /// csrc/shim.c: raises the error a status describes (ereport, longjmp).
+    fn cpg_raise(st: *mut CpgStatus);
+}
+
+/// Raises the injected failure from inside the build's heap scan.
+///
+/// Error boundary: this longjmps (ereport ERROR) out of a Rust frame, which
+/// is only sound because nothing on the way owns a destructor. The frames
+/// skipped are this function (a stack byte buffer, a CStr borrow, a POD
+/// CpgStatus), `build_callback` (a `&mut BuildState` borrow, Copy values),
+/// PostgreSQL's heap-scan frames (cleaned up by the (sub)transaction abort,
+/// like any error in an index build callback), up to the `cpg_try` that
+/// `build()` put around `cpg_index_build_scan`. `build()` gets the error
+/// back as a value, drops its `BuildState` (the Vec) normally and returns
+/// it; `rs_ambuild`'s C wrapper re-raises it after every Rust frame has
+/// returned. The message is formatted into the stack buffer without heap
+/// allocation, so no String can leak.
+#[inline(never)]
+unsafe fn raise_injected_failure(index: sys::Relation, rows: i64) {
+    struct Buf {
+        b: [u8; 256],
+        len: usize,
+    }
+    impl std::fmt::Write for Buf {
+        fn write_str(&mut self, s: &str) -> std::fmt::Result {
+            // Truncate silently, keeping room for the NUL.
+            let n = s.len().min(self.b.len() - 1 - self.len);
+            self.b[self.len..self.len + n].copy_from_slice(&s.as_bytes()[..n]);
+            self.len += n;
+            Ok(())
+        }
+    }
+    const HINT: &[u8] = b"This is the test hook of segment_map_rebuild_from_index(..., p_fail_after_n_rows); the rebuild was rolled back.\0";
+    let mut msg = Buf {
+        b: [0; 256],
+        len: 0,
+    };
+    let name = std::ffi::CStr::from_ptr((*(*index).rd_rel).relname.data.as_ptr());
+    let _ = std::fmt::Write::write_fmt(
+        &mut msg,
+        format_args!(
+            "segment_map_rebuild_from_index: injected failure after {rows} rows of the build scan of index \"{}\"",
+            name.to_str().unwrap_or("?")
+        ),
+    );
+    msg.b[msg.len] = 0;
+    let mut st = CpgStatus {
+        kind: 2,
+        sqlstate: INJECTED_FAILURE,
+        edata: std::ptr::null_mut(),
+        message: msg.b.as_mut_ptr() as *mut std::ffi::c_char,
+        detail: std::ptr::null_mut(),
+        hint: HINT.as_ptr() as *mut std::ffi::c_char,
+    };
+    // Does not return: ereport copies message and hint before the longjmp.
+    cpg_raise(&mut st);
+}
+
+/// Called by the heap scan for every tuple; must not panic (it runs inside
+/// a guarded PostgreSQL call), so it only pushes to a Vec — and, when the
+/// rebuild's fault hook is armed for this index, counts the row and raises
+/// the injected failure once n rows were seen (`raise_injected_failure`
+/// explains why that longjmp is sound here).
 unsafe extern "C" fn build_callback(
-    _index: sys::Relation,
+    index: sys::Relation,
     tid: sys::ItemPointer,
     values: *mut sys::Datum,
     isnull: *mut bool,
@@ -37,6 +109,11 @@ unsafe extern "C" fn build_callback(
     state: *mut c_void,
 ) {
     let st = &mut *(state as *mut BuildState);
+    if st.fault_hook {
+        if let Some(rows) = build_fault::on_row(rel::relid(index)) {
+            raise_injected_failure(index, rows);
+        }
+    }
     st.heap_tuples += 1.0;
     if *isnull {
         st.nulls = true;
@@ -169,6 +246,7 @@ fn build(
         pairs: Vec::new(),
         heap_tuples: 0.0,
         nulls: false,
+        fault_hook: build_fault::watching(rel::relid(index)),
     };
     let sp = &mut st as *mut BuildState as *mut c_void;
     // SAFETY: the callback only touches `st`, which outlives the scan.
