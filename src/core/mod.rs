@@ -6,6 +6,7 @@ pub mod counters;
 pub mod layout;
 pub mod locator;
 pub mod options;
+pub mod pending;
 pub mod placement;
 pub mod plan;
 pub mod seedapi;

@@ -968,6 +968,30 @@ pub fn segment_rows_in_place(buf: &[u8], key: i64) -> Result<i64, LayoutError> {
     Ok(h.row_count)
 }
 
+/// The segment owning `key` on the encoded page: its id, its row count and
+/// whether a listing of `blkno` already covers `key` (recording the key
+/// would change nothing but the row count).
+pub fn covered_in_place(buf: &[u8], key: i64, blkno: u32) -> Result<(i64, i64, bool), LayoutError> {
+    let (_, _, off, _, h) = raw_find_segment(buf, key)?;
+    let lst = off + SegHeader::SIZE;
+    let covered = (0..h.nlist as usize).any(|i| {
+        let at = lst + i * Listing::SIZE;
+        get_u32(buf, at + offset_of!(Listing, blkno)) == blkno
+            && Listing::read(&buf[at..]).contains(key)
+    });
+    Ok((h.segment_id, h.row_count, covered))
+}
+
+/// Adds `rows` to the row count of the segment owning `key` on the encoded
+/// page and sets its `updated_at` (pending counts of a transaction).
+pub fn add_rows_in_place(buf: &mut [u8], key: i64, rows: i64, now: i64) -> Result<(), LayoutError> {
+    let (_, _, off, _, mut h) = raw_find_segment(buf, key)?;
+    h.row_count = h.row_count.saturating_add(rows);
+    h.updated_at = now;
+    h.write(&mut buf[off..]);
+    Ok(())
+}
+
 /// [`SegPage::record`] on the encoded page content (the whole content
 /// region). Returns the outcome and the bytes in use afterwards (for
 /// `pd_lower`). On `NeedsSpace` the bytes are untouched.
@@ -1487,9 +1511,19 @@ mod tests {
                     0 => rng.below(2000) as u32,
                     _ => (key.clamp(0, top) / 120) as u32,
                 };
+                let si = page.find_segment(key);
+                let (id, rows, covered) = covered_in_place(&buf, key, blk).unwrap();
+                assert_eq!((id, rows), (page.segs[si].id, page.segs[si].row_count));
                 let want = page.record(key, blk, step);
+                assert_eq!(covered, want == Recorded::Unchanged, "step {step}");
                 let (got, used) = record_in_place(&mut buf, key, blk, step).unwrap();
                 assert_eq!(got, want, "step {step}");
+                if step % 13 == 0 {
+                    add_rows_in_place(&mut buf, key, 5, step).unwrap();
+                    let s = &mut page.segs[si];
+                    s.row_count += 5;
+                    s.updated_at = step;
+                }
                 assert_eq!(used, page.encoded_len());
                 outcomes[want as usize] += 1;
                 if step % 97 == 0 {
