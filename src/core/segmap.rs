@@ -14,8 +14,8 @@ use std::fmt;
 use std::mem::offset_of;
 
 use super::layout::{
-    get_i64, get_u32, put_u32, DirEntry, LayoutError, Listing, Meta, SegHeader, SegPage,
-    SegPageHeader, Segment, CONTENT_SIZE,
+    get_i64, get_u32, put_u32, DirEntry, LayoutError, Listing, Meta, MetaHeader, SegHeader,
+    SegPage, SegPageHeader, Segment, CONTENT_SIZE,
 };
 
 /// Index of the directory entry (segment page) responsible for `key`.
@@ -982,6 +982,52 @@ pub fn covered_in_place(buf: &[u8], key: i64, blkno: u32) -> Result<(i64, i64, b
     Ok((h.segment_id, h.row_count, covered))
 }
 
+/// Where the insert paths look `key` up, read from the encoded metapage
+/// without decoding its directory: `(flags, page)` with `page` = the
+/// directory position, block and upper key bound (the next entry's `lo`) of
+/// the segment page owning `key`, None for an empty directory. Checks what
+/// it reads; [`Meta::decode`] checks the whole page.
+pub type DirHit = (usize, u32, Option<i64>);
+
+pub fn dir_lookup_in_place(buf: &[u8], key: i64) -> Result<(u32, Option<DirHit>), LayoutError> {
+    super::layout::check_magic_version(buf, super::layout::META_MAGIC)?;
+    if buf.len() < MetaHeader::SIZE {
+        return Err(LayoutError::Corrupt("metapage shorter than its header"));
+    }
+    let flags = get_u32(buf, offset_of!(MetaHeader, flags));
+    let n = get_u32(buf, offset_of!(MetaHeader, n_dir)) as usize;
+    if n > Meta::DIR_CAPACITY || buf.len() < MetaHeader::SIZE + n * DirEntry::SIZE {
+        return Err(LayoutError::Corrupt("metapage directory truncated"));
+    }
+    let at = |i: usize| MetaHeader::SIZE + i * DirEntry::SIZE;
+    let lo = |i: usize| get_i64(buf, at(i) + offset_of!(DirEntry, lo));
+    if n == 0 {
+        return Ok((flags, None));
+    }
+    // partition_point(lo <= key) - 1, as find_page.
+    let (mut a, mut b) = (0usize, n);
+    while a < b {
+        let m = a + (b - a) / 2;
+        if lo(m) <= key {
+            a = m + 1;
+        } else {
+            b = m;
+        }
+    }
+    let i = a.saturating_sub(1);
+    let blkno = get_u32(buf, at(i) + offset_of!(DirEntry, blkno));
+    if blkno == 0 {
+        return Err(LayoutError::Corrupt(
+            "directory entry points to the metapage or an empty page",
+        ));
+    }
+    let hi = (i + 1 < n).then(|| lo(i + 1));
+    if hi.is_some_and(|h| h <= lo(i)) {
+        return Err(LayoutError::Corrupt("directory not sorted by key"));
+    }
+    Ok((flags, Some((i, blkno, hi))))
+}
+
 /// Adds `rows` to the row count of the segment owning `key` on the encoded
 /// page and sets its `updated_at` (pending counts of a transaction).
 pub fn add_rows_in_place(buf: &mut [u8], key: i64, rows: i64, now: i64) -> Result<(), LayoutError> {
@@ -1489,6 +1535,46 @@ mod tests {
         // header; the segment headers and boundary duplicates add ~20 %.
         assert!(map.pages.len() <= 45, "{} pages", map.pages.len());
         assert!(map.dir.len() <= Meta::DIR_CAPACITY);
+    }
+
+    #[test]
+    fn dir_lookup_in_place_matches_find_page() {
+        let mut meta = Meta::new(crate::core::layout::KeyType::Int8, "0.1.0");
+        let mut buf = vec![0u8; CONTENT_SIZE];
+        meta.encode_into(&mut buf).unwrap();
+        assert_eq!(dir_lookup_in_place(&buf, 5).unwrap(), (meta.flags, None));
+        meta.flags = 1;
+        meta.dir = (0..300i64)
+            .map(|i| DirEntry {
+                lo: if i == 0 { i64::MIN } else { i * 100 - 7 },
+                blkno: i as u32 + 1,
+                nsegs: 1,
+            })
+            .collect();
+        meta.encode_into(&mut buf).unwrap();
+        for key in [
+            i64::MIN,
+            -8,
+            -7,
+            0,
+            92,
+            93,
+            94,
+            29_893,
+            29_894,
+            40_000,
+            i64::MAX,
+        ] {
+            let i = find_page(&meta.dir, key);
+            let want = (i, meta.dir[i].blkno, meta.dir.get(i + 1).map(|d| d.lo));
+            assert_eq!(
+                dir_lookup_in_place(&buf, key).unwrap(),
+                (1, Some(want)),
+                "{key}"
+            );
+        }
+        buf[0] ^= 0xFF;
+        assert!(dir_lookup_in_place(&buf, 0).is_err());
     }
 
     #[test]

@@ -12,8 +12,8 @@ use crate::core::layout::{
 };
 use crate::core::pending::{group_by_page, PendingRows};
 use crate::core::segmap::{
-    add_rows_in_place, covered_in_place, find_page, pick_split_key, record_in_place,
-    segment_in_place, Recorded,
+    add_rows_in_place, covered_in_place, dir_lookup_in_place, find_page, pick_split_key,
+    record_in_place, segment_in_place, Recorded,
 };
 use crate::pg::buffer::{Lock, LockedBuffer, XLogRecord};
 use crate::pg::error::{codes, guard, PgError, PgResult};
@@ -107,6 +107,22 @@ fn check_seg_kind(index: sys::Relation, page: &[u8]) -> PgResult<()> {
 pub fn decode_seg(index: sys::Relation, page: &[u8]) -> PgResult<SegPage> {
     check_seg_kind(index, page)?;
     SegPage::decode(content(page)).map_err(|e| corrupt(index, "segment page", e))
+}
+
+/// The metapage's flags and the directory entry owning `key`, read in
+/// place (the insert paths run once per tuple; decoding the directory is
+/// for the paths that change it).
+fn lookup_meta(
+    index: sys::Relation,
+    meta_buf: &LockedBuffer,
+    key: i64,
+) -> PgResult<(u32, Option<crate::core::segmap::DirHit>)> {
+    let page = meta_buf.page();
+    if page_kind(page) != KIND_META {
+        // decode_meta words the error.
+        decode_meta(index, page)?;
+    }
+    dir_lookup_in_place(content(page), key).map_err(|e| corrupt(index, "metapage", e))
 }
 
 pub fn read_meta(index: sys::Relation, lock: Lock) -> PgResult<(LockedBuffer, Meta)> {
@@ -260,12 +276,19 @@ pub fn record(index: sys::Relation, key: i64, blkno: u32) -> PgResult<()> {
     // Fast path: metapage shared, segment page exclusive, the listing
     // updated in place on the WAL image (no decode of the whole page).
     {
-        let (meta_buf, meta) = read_meta(index, Lock::Share)?;
-        if meta.flags & META_FLAG_OVERFLOW != 0 {
+        let meta_buf = LockedBuffer::read(index, META_BLKNO, Lock::Share)?;
+        let (flags, hit) = lookup_meta(index, &meta_buf, key)?;
+        if flags & META_FLAG_OVERFLOW != 0 {
             return Ok(());
         }
-        let i = find_page(&meta.dir, key);
-        let seg_buf = read_seg_buf(index, meta.dir[i].blkno, Lock::Exclusive)?;
+        let Some((_, seg_blkno, _)) = hit else {
+            return Err(corrupt(
+                index,
+                "metapage",
+                LayoutError::Corrupt("empty directory"),
+            ));
+        };
+        let seg_buf = read_seg_buf(index, seg_blkno, Lock::Exclusive)?;
         drop(meta_buf);
         let (seg_id, rows, covered) = covered_in_place(content(seg_buf.page()), key, blkno)
             .map_err(|e| corrupt(index, "segment page", e))?;
@@ -516,10 +539,15 @@ pub fn read_all(index: sys::Relation) -> PgResult<(Meta, Vec<SegPage>)> {
 
 /// The segment owning `key` (a copy) and its exclusive upper bound.
 pub fn segment_of(index: sys::Relation, key: i64) -> PgResult<(Segment, Option<i64>)> {
-    let (meta_buf, meta) = read_meta(index, Lock::Share)?;
-    let i = find_page(&meta.dir, key);
-    let page_hi = meta.dir.get(i + 1).map(|d| d.lo);
-    let seg_buf = read_seg_buf(index, meta.dir[i].blkno, Lock::Share)?;
+    let meta_buf = LockedBuffer::read(index, META_BLKNO, Lock::Share)?;
+    let Some((_, seg_blkno, page_hi)) = lookup_meta(index, &meta_buf, key)?.1 else {
+        return Err(corrupt(
+            index,
+            "metapage",
+            LayoutError::Corrupt("empty directory"),
+        ));
+    };
+    let seg_buf = read_seg_buf(index, seg_blkno, Lock::Share)?;
     drop(meta_buf);
     let (s, hi) = segment_in_place(content(seg_buf.page()), key)
         .map_err(|e| corrupt(index, "segment page", e))?;
