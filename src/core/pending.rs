@@ -43,6 +43,14 @@ impl PendingRows {
             .map_or(0, |e| e.1)
     }
 
+    /// Drops what is pending for segment `seg_id` of `index`: a split that
+    /// recounted the segment from the heap already counted those rows.
+    pub fn forget_segment(&mut self, index: u32, seg_id: i64) {
+        if let Some(m) = self.by_index.get_mut(&index) {
+            m.remove(&seg_id);
+        }
+    }
+
     pub fn is_empty(&self) -> bool {
         self.by_index.is_empty()
     }
@@ -88,6 +96,9 @@ mod tests {
         assert_eq!(p.rows(10, 2), 1);
         assert_eq!(p.rows(11, 1), 1);
         assert_eq!(p.rows(12, 1), 0);
+        p.forget_segment(10, 2);
+        p.forget_segment(99, 2);
+        assert_eq!(p.rows(10, 2), 0);
         let all = p.take();
         assert!(p.is_empty());
         assert_eq!(all[&10][&1], (100, 2));

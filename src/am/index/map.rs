@@ -620,6 +620,11 @@ pub fn split_exact(
     lower.sort_unstable_by_key(|l| (l.zmin, l.blkno));
     upper.sort_unstable_by_key(|l| (l.zmin, l.blkno));
     let below = all.partition_point(|&k| k < at) as i64;
+    // The recount includes this transaction's own rows still pending for
+    // the segment: they are counted now.
+    let oid = rel::relid(index);
+    let split_id = seg.segs[si].id;
+    PENDING.with(|p| p.borrow_mut().forget_segment(oid, split_id));
     let s = &mut seg.segs[si];
     let generation = s.split_generation.saturating_add(1);
     s.listings = lower;
