@@ -21,6 +21,7 @@
 #include "catalog/pg_class.h"
 #include "catalog/pg_index.h"
 #include "access/genam.h"
+#include "access/xact.h"
 
 #include "cpg.h"
 
@@ -56,6 +57,8 @@ index_cache_invalidate(Datum arg, Oid relid)
 	for (i = 0; i < CPG_INDEX_CACHE; i++)
 		if (!OidIsValid(relid) || index_cache[i].table == relid)
 			index_cache[i].table = InvalidOid;
+	/* placement's memory of free space (cannot fail) */
+	rs_placement_forget(relid);
 }
 
 static Oid lookup_clustered_index(Relation rel);
@@ -78,10 +81,39 @@ cpg_clustered_index_of(Relation rel)
 	return found;
 }
 
+/*
+ * Row counts the map still owes for inserts under zones that already
+ * covered their keys (src/am/index/map.rs): added at pre-commit, dropped on
+ * abort.
+ */
+static void
+pending_xact_callback(XactEvent event, void *arg)
+{
+	switch (event)
+	{
+		case XACT_EVENT_PRE_COMMIT:
+		case XACT_EVENT_PRE_PREPARE:
+			{
+				CpgStatus	st = {0};
+
+				rs_flush_pending(&st);
+				cpg_raise(&st);
+				break;
+			}
+		case XACT_EVENT_ABORT:
+		case XACT_EVENT_PARALLEL_ABORT:
+			rs_discard_pending();
+			break;
+		default:
+			break;
+	}
+}
+
 void
 cpg_table_am_init(void)
 {
 	CacheRegisterRelcacheCallback(index_cache_invalidate, (Datum) 0);
+	RegisterXactCallback(pending_xact_callback, NULL);
 }
 
 static Oid

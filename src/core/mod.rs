@@ -7,6 +7,7 @@ pub mod layout;
 pub mod locator;
 pub mod options;
 pub mod ordered;
+pub mod pending;
 pub mod placement;
 pub mod plan;
 pub mod seedapi;

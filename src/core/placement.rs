@@ -140,6 +140,71 @@ pub fn median_split(sorted_keys: &[i64], seg_lo: i64) -> Option<i64> {
     (candidate > seg_lo).then_some(candidate)
 }
 
+/// What a backend remembers of heap pages' free space between placements,
+/// so that blocks already seen too full are not read again for every key
+/// that considers them (a segment lists several closed blocks, and every
+/// interior key of it would otherwise read them all, one buffer lookup each).
+///
+/// A remembered value is the free space *last seen*; inserts only shrink
+/// it, so while nothing frees space it is an upper bound and "did not fit
+/// then" means "does not fit now". VACUUM, TRUNCATE and page pruning free
+/// space: the caller forgets a relation on its relcache invalidation
+/// (VACUUM updates pg_class), and a block that gained room unnoticed only
+/// costs placement quality (another block or a fresh one is chosen),
+/// never correctness: the index records where every tuple really lands.
+#[derive(Debug, Default)]
+pub struct FreeSpaceMemo {
+    /// Per relation: free bytes by block number, `UNKNOWN` where not seen.
+    rels: std::collections::HashMap<u32, Vec<u16>>,
+}
+
+impl FreeSpaceMemo {
+    const UNKNOWN: u16 = u16::MAX;
+    /// Blocks remembered per relation at most (2 bytes each).
+    pub const MAX_BLOCKS: u32 = 1 << 22;
+
+    /// The free space last seen on `blkno` of relation `rel`.
+    pub fn recall(&self, rel: u32, blkno: u32) -> Option<usize> {
+        let v = *self.rels.get(&rel)?.get(blkno as usize)?;
+        (v != Self::UNKNOWN).then_some(v as usize)
+    }
+
+    /// Remembers that `blkno` of `rel` had `free` bytes.
+    pub fn note(&mut self, rel: u32, blkno: u32, free: usize) {
+        if blkno >= Self::MAX_BLOCKS {
+            return;
+        }
+        let v = self.rels.entry(rel).or_default();
+        if v.len() <= blkno as usize {
+            v.resize(blkno as usize + 1, Self::UNKNOWN);
+        }
+        v[blkno as usize] = free.min(Self::UNKNOWN as usize - 1) as u16;
+    }
+
+    /// Forgets relation `rel`, or everything when `rel` is 0.
+    pub fn forget(&mut self, rel: u32) {
+        if rel == 0 {
+            self.rels.clear();
+        } else {
+            self.rels.remove(&rel);
+        }
+    }
+
+    /// Whether placement may skip `blkno` without reading it: the free
+    /// space last seen there was already too little for the tuple.
+    pub fn known_full(
+        &self,
+        rel: u32,
+        blkno: u32,
+        tuple_len: usize,
+        fill: Fill,
+        fillfactor: i32,
+    ) -> bool {
+        self.recall(rel, blkno)
+            .is_some_and(|free| !fits(free, tuple_len, fill, fillfactor))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -147,6 +212,32 @@ mod tests {
 
     fn l(blkno: u32, zmin: i64, zmax: i64) -> Listed {
         Listed { blkno, zmin, zmax }
+    }
+
+    #[test]
+    fn free_space_memo_skips_only_blocks_seen_too_full() {
+        let mut m = FreeSpaceMemo::default();
+        assert!(!m.known_full(7, 3, 141, Fill::Gap, 90));
+        m.note(7, 3, 100);
+        m.note(7, 5, 4000);
+        assert_eq!(m.recall(7, 3), Some(100));
+        assert_eq!(m.recall(7, 4), None);
+        assert!(m.known_full(7, 3, 141, Fill::Gap, 90));
+        assert!(!m.known_full(7, 5, 141, Fill::Gap, 90));
+        // 900 bytes: room for a gap insert, not for an extension at 90 %.
+        m.note(7, 3, 900);
+        assert!(!m.known_full(7, 3, 141, Fill::Gap, 90));
+        assert!(m.known_full(7, 3, 141, Fill::Extend, 90));
+        // Another relation and forgetting.
+        assert!(!m.known_full(8, 3, 141, Fill::Gap, 90));
+        m.note(8, 3, 0);
+        m.forget(7);
+        assert_eq!(m.recall(7, 3), None);
+        assert_eq!(m.recall(8, 3), Some(0));
+        m.forget(0);
+        assert_eq!(m.recall(8, 3), None);
+        m.note(8, FreeSpaceMemo::MAX_BLOCKS, 0);
+        assert_eq!(m.recall(8, FreeSpaceMemo::MAX_BLOCKS), None);
     }
 
     #[test]

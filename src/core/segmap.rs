@@ -14,8 +14,8 @@ use std::fmt;
 use std::mem::offset_of;
 
 use super::layout::{
-    get_i64, get_u32, put_u32, DirEntry, LayoutError, Listing, Meta, SegHeader, SegPage,
-    SegPageHeader, Segment, CONTENT_SIZE,
+    get_i64, get_u32, put_u32, DirEntry, LayoutError, Listing, Meta, MetaHeader, SegHeader,
+    SegPage, SegPageHeader, Segment, CONTENT_SIZE,
 };
 
 /// Index of the directory entry (segment page) responsible for `key`.
@@ -968,6 +968,76 @@ pub fn segment_rows_in_place(buf: &[u8], key: i64) -> Result<i64, LayoutError> {
     Ok(h.row_count)
 }
 
+/// The segment owning `key` on the encoded page: its id, its row count and
+/// whether a listing of `blkno` already covers `key` (recording the key
+/// would change nothing but the row count).
+pub fn covered_in_place(buf: &[u8], key: i64, blkno: u32) -> Result<(i64, i64, bool), LayoutError> {
+    let (_, _, off, _, h) = raw_find_segment(buf, key)?;
+    let lst = off + SegHeader::SIZE;
+    let covered = (0..h.nlist as usize).any(|i| {
+        let at = lst + i * Listing::SIZE;
+        get_u32(buf, at + offset_of!(Listing, blkno)) == blkno
+            && Listing::read(&buf[at..]).contains(key)
+    });
+    Ok((h.segment_id, h.row_count, covered))
+}
+
+/// Where the insert paths look `key` up, read from the encoded metapage
+/// without decoding its directory: `(flags, page)` with `page` = the
+/// directory position, block and upper key bound (the next entry's `lo`) of
+/// the segment page owning `key`, None for an empty directory. Checks what
+/// it reads; [`Meta::decode`] checks the whole page.
+pub type DirHit = (usize, u32, Option<i64>);
+
+pub fn dir_lookup_in_place(buf: &[u8], key: i64) -> Result<(u32, Option<DirHit>), LayoutError> {
+    super::layout::check_magic_version(buf, super::layout::META_MAGIC)?;
+    if buf.len() < MetaHeader::SIZE {
+        return Err(LayoutError::Corrupt("metapage shorter than its header"));
+    }
+    let flags = get_u32(buf, offset_of!(MetaHeader, flags));
+    let n = get_u32(buf, offset_of!(MetaHeader, n_dir)) as usize;
+    if n > Meta::DIR_CAPACITY || buf.len() < MetaHeader::SIZE + n * DirEntry::SIZE {
+        return Err(LayoutError::Corrupt("metapage directory truncated"));
+    }
+    let at = |i: usize| MetaHeader::SIZE + i * DirEntry::SIZE;
+    let lo = |i: usize| get_i64(buf, at(i) + offset_of!(DirEntry, lo));
+    if n == 0 {
+        return Ok((flags, None));
+    }
+    // partition_point(lo <= key) - 1, as find_page.
+    let (mut a, mut b) = (0usize, n);
+    while a < b {
+        let m = a + (b - a) / 2;
+        if lo(m) <= key {
+            a = m + 1;
+        } else {
+            b = m;
+        }
+    }
+    let i = a.saturating_sub(1);
+    let blkno = get_u32(buf, at(i) + offset_of!(DirEntry, blkno));
+    if blkno == 0 {
+        return Err(LayoutError::Corrupt(
+            "directory entry points to the metapage or an empty page",
+        ));
+    }
+    let hi = (i + 1 < n).then(|| lo(i + 1));
+    if hi.is_some_and(|h| h <= lo(i)) {
+        return Err(LayoutError::Corrupt("directory not sorted by key"));
+    }
+    Ok((flags, Some((i, blkno, hi))))
+}
+
+/// Adds `rows` to the row count of the segment owning `key` on the encoded
+/// page and sets its `updated_at` (pending counts of a transaction).
+pub fn add_rows_in_place(buf: &mut [u8], key: i64, rows: i64, now: i64) -> Result<(), LayoutError> {
+    let (_, _, off, _, mut h) = raw_find_segment(buf, key)?;
+    h.row_count = h.row_count.saturating_add(rows);
+    h.updated_at = now;
+    h.write(&mut buf[off..]);
+    Ok(())
+}
+
 /// [`SegPage::record`] on the encoded page content (the whole content
 /// region). Returns the outcome and the bytes in use afterwards (for
 /// `pd_lower`). On `NeedsSpace` the bytes are untouched.
@@ -1468,6 +1538,46 @@ mod tests {
     }
 
     #[test]
+    fn dir_lookup_in_place_matches_find_page() {
+        let mut meta = Meta::new(crate::core::layout::KeyType::Int8, "0.1.0");
+        let mut buf = vec![0u8; CONTENT_SIZE];
+        meta.encode_into(&mut buf).unwrap();
+        assert_eq!(dir_lookup_in_place(&buf, 5).unwrap(), (meta.flags, None));
+        meta.flags = 1;
+        meta.dir = (0..300i64)
+            .map(|i| DirEntry {
+                lo: if i == 0 { i64::MIN } else { i * 100 - 7 },
+                blkno: i as u32 + 1,
+                nsegs: 1,
+            })
+            .collect();
+        meta.encode_into(&mut buf).unwrap();
+        for key in [
+            i64::MIN,
+            -8,
+            -7,
+            0,
+            92,
+            93,
+            94,
+            29_893,
+            29_894,
+            40_000,
+            i64::MAX,
+        ] {
+            let i = find_page(&meta.dir, key);
+            let want = (i, meta.dir[i].blkno, meta.dir.get(i + 1).map(|d| d.lo));
+            assert_eq!(
+                dir_lookup_in_place(&buf, key).unwrap(),
+                (1, Some(want)),
+                "{key}"
+            );
+        }
+        buf[0] ^= 0xFF;
+        assert!(dir_lookup_in_place(&buf, 0).is_err());
+    }
+
+    #[test]
     fn in_place_matches_owned_model() {
         for seed in [1u64, 0xDEAD_BEEF, 99] {
             let mut rng = XorShift(seed);
@@ -1487,9 +1597,19 @@ mod tests {
                     0 => rng.below(2000) as u32,
                     _ => (key.clamp(0, top) / 120) as u32,
                 };
+                let si = page.find_segment(key);
+                let (id, rows, covered) = covered_in_place(&buf, key, blk).unwrap();
+                assert_eq!((id, rows), (page.segs[si].id, page.segs[si].row_count));
                 let want = page.record(key, blk, step);
+                assert_eq!(covered, want == Recorded::Unchanged, "step {step}");
                 let (got, used) = record_in_place(&mut buf, key, blk, step).unwrap();
                 assert_eq!(got, want, "step {step}");
+                if step % 13 == 0 {
+                    add_rows_in_place(&mut buf, key, 5, step).unwrap();
+                    let s = &mut page.segs[si];
+                    s.row_count += 5;
+                    s.updated_at = step;
+                }
                 assert_eq!(used, page.encoded_len());
                 outcomes[want as usize] += 1;
                 if step % 97 == 0 {

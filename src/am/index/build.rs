@@ -301,6 +301,7 @@ fn build(
     }
     meta.total_rows = st.pairs.len() as i64;
     write_new_map(index, meta, &pages)?;
+    map::forget_pending(index);
     bump(Counter::maintenance);
     let n = st.pairs.len() as f64;
     let heap_tuples = st.heap_tuples;

@@ -39,3 +39,18 @@ pub extern "C" fn rs_aminsert(
 ) -> bool {
     entry(st, false, || insert(index, values, isnull, tid))
 }
+
+/// Pre-commit: adds the row counts this transaction still owes the map.
+#[no_mangle]
+pub extern "C" fn rs_flush_pending(st: *mut CpgStatus) {
+    entry(st, (), map::flush_pending)
+}
+
+/// Abort: forgets them.
+#[no_mangle]
+pub extern "C" fn rs_discard_pending() {
+    entry(std::ptr::null_mut(), (), || {
+        map::discard_pending();
+        Ok(())
+    })
+}

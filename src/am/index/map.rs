@@ -11,8 +11,10 @@ use crate::core::layout::{
     META_FLAG_OVERFLOW, PAGE_HEADER_SIZE,
 };
 use crate::core::ordered::Zone;
+use crate::core::pending::{group_by_page, PendingRows};
 use crate::core::segmap::{
-    find_page, pick_split_key, record_in_place, segment_in_place, segment_rows_in_place, Recorded,
+    add_rows_in_place, covered_in_place, dir_lookup_in_place, find_page, pick_split_key,
+    record_in_place, segment_in_place, Recorded,
 };
 use crate::pg::buffer::{Lock, LockedBuffer, XLogRecord};
 use crate::pg::error::{codes, guard, PgError, PgResult};
@@ -106,6 +108,22 @@ fn check_seg_kind(index: sys::Relation, page: &[u8]) -> PgResult<()> {
 pub fn decode_seg(index: sys::Relation, page: &[u8]) -> PgResult<SegPage> {
     check_seg_kind(index, page)?;
     SegPage::decode(content(page)).map_err(|e| corrupt(index, "segment page", e))
+}
+
+/// The metapage's flags and the directory entry owning `key`, read in
+/// place (the insert paths run once per tuple; decoding the directory is
+/// for the paths that change it).
+fn lookup_meta(
+    index: sys::Relation,
+    meta_buf: &LockedBuffer,
+    key: i64,
+) -> PgResult<(u32, Option<crate::core::segmap::DirHit>)> {
+    let page = meta_buf.page();
+    if page_kind(page) != KIND_META {
+        // decode_meta words the error.
+        decode_meta(index, page)?;
+    }
+    dir_lookup_in_place(content(page), key).map_err(|e| corrupt(index, "metapage", e))
 }
 
 pub fn read_meta(index: sys::Relation, lock: Lock) -> PgResult<(LockedBuffer, Meta)> {
@@ -284,6 +302,20 @@ fn overflow(
     )
 }
 
+thread_local! {
+    /// Rows this backend's transaction inserted under zones that already
+    /// covered them, not yet added to their segments' row counts.
+    static PENDING: std::cell::RefCell<PendingRows> =
+        std::cell::RefCell::new(PendingRows::default());
+}
+
+/// Rows the current transaction inserted into segment `seg_id` of `index`
+/// that the page does not count yet.
+pub fn pending_rows(index: sys::Relation, seg_id: i64) -> i64 {
+    let oid = rel::relid(index);
+    PENDING.with(|p| p.borrow().rows(oid, seg_id))
+}
+
 /// Records that a tuple with `key` was placed in heap block `blkno`.
 pub fn record(index: sys::Relation, key: i64, blkno: u32) -> PgResult<()> {
     bump(Counter::insert);
@@ -292,16 +324,33 @@ pub fn record(index: sys::Relation, key: i64, blkno: u32) -> PgResult<()> {
     // Fast path: metapage shared, segment page exclusive, the listing
     // updated in place on the WAL image (no decode of the whole page).
     {
-        let (meta_buf, meta) = read_meta(index, Lock::Share)?;
-        if meta.flags & META_FLAG_OVERFLOW != 0 {
+        let meta_buf = LockedBuffer::read(index, META_BLKNO, Lock::Share)?;
+        let (flags, hit) = lookup_meta(index, &meta_buf, key)?;
+        if flags & META_FLAG_OVERFLOW != 0 {
             return Ok(());
         }
-        let i = find_page(&meta.dir, key);
-        let seg_buf = read_seg_buf(index, meta.dir[i].blkno, Lock::Exclusive)?;
+        let Some((_, seg_blkno, _)) = hit else {
+            return Err(corrupt(
+                index,
+                "metapage",
+                LayoutError::Corrupt("empty directory"),
+            ));
+        };
+        let seg_buf = read_seg_buf(index, seg_blkno, Lock::Exclusive)?;
         drop(meta_buf);
-        let rows = segment_rows_in_place(content(seg_buf.page()), key)
+        let (seg_id, rows, covered) = covered_in_place(content(seg_buf.page()), key, blkno)
             .map_err(|e| corrupt(index, "segment page", e))?;
+        let rows = rows.saturating_add(pending_rows(index, seg_id));
         if rows < threshold {
+            if covered {
+                // The zone already covers the key, and no other backend can
+                // see the tuple before this transaction commits: nothing on
+                // the page must change. The row count follows at commit
+                // (flush_pending), with one record per page.
+                let oid = rel::relid(index);
+                PENDING.with(|p| p.borrow_mut().add(oid, seg_id, key));
+                return Ok(());
+            }
             let mut x = XLogRecord::start(index)?;
             let img = x.register(&seg_buf, false)?;
             let (outcome, used) = record_in_place(content_mut(img), key, blkno, now)
@@ -315,6 +364,64 @@ pub fn record(index: sys::Relation, key: i64, blkno: u32) -> PgResult<()> {
     }
     // Structural path: split what is full, then record.
     restructure_and_record(index, key, blkno, now, threshold)
+}
+
+/// Transaction commit (pre-commit): adds the pending row counts to their
+/// segments, one GenericXLog record per segment page. An index dropped
+/// meanwhile is skipped; one rebuilt meanwhile (REINDEX, TRUNCATE in the
+/// same transaction) may count those rows twice or under another segment:
+/// row counts are estimates that VACUUM and rebuilds make exact again.
+pub fn flush_pending() -> PgResult<()> {
+    let all = PENDING.with(|p| p.borrow_mut().take());
+    for (oid, pending) in all {
+        // SAFETY: opens by OID with the lock the inserts already hold;
+        // NULL if the index is gone.
+        // SAFETY: opens by OID with the lock the inserts already hold;
+        // NULL if the relation is gone.
+        let probe = guard(|| unsafe { sys::try_relation_open(oid, sys::RowExclusiveLock as i32) })?;
+        if probe.is_null() {
+            continue;
+        }
+        let ours = rel::relkind(probe) == sys::RELKIND_INDEX
+            && rel::relam(probe) == rel::clustered_index_am()?;
+        // SAFETY: opened just above; the lock stays to transaction end.
+        guard(|| unsafe { sys::relation_close(probe, sys::NoLock as i32) })?;
+        if !ours {
+            continue;
+        }
+        let ix = rel::OpenRel::index(oid, sys::RowExclusiveLock as i32)?;
+        let index = ix.rel();
+        let now = now();
+        let (meta_buf, meta) = read_meta(index, Lock::Share)?;
+        if meta.flags & META_FLAG_OVERFLOW != 0 || meta.dir.is_empty() {
+            continue;
+        }
+        for (i, entries) in group_by_page(&pending, |k| find_page(&meta.dir, k)) {
+            let seg_buf = read_seg_buf(index, meta.dir[i].blkno, Lock::Exclusive)?;
+            let mut x = XLogRecord::start(index)?;
+            let img = x.register(&seg_buf, false)?;
+            for (key, rows) in entries {
+                add_rows_in_place(content_mut(img), key, rows, now)
+                    .map_err(|e| corrupt(index, "segment page", e))?;
+            }
+            x.finish()?;
+        }
+        drop(meta_buf);
+    }
+    Ok(())
+}
+
+/// A build replaced the map with counts taken from the heap, which include
+/// this transaction's rows: what it still owed the old map must not be
+/// added to the new one.
+pub fn forget_pending(index: sys::Relation) {
+    let oid = rel::relid(index);
+    PENDING.with(|p| p.borrow_mut().forget_index(oid));
+}
+
+/// Transaction abort: the pending rows never became visible to anyone.
+pub fn discard_pending() {
+    PENDING.with(|p| p.borrow_mut().clear());
 }
 
 /// Metapage exclusive: split the segment owning `key` if it reached the
@@ -335,7 +442,8 @@ fn restructure_and_record(
     let (seg_buf, mut seg) = read_seg(index, meta.dir[i].blkno, Lock::Exclusive)?;
 
     let si = seg.find_segment(key);
-    if seg.segs[si].row_count >= threshold {
+    let pending = pending_rows(index, seg.segs[si].id);
+    if seg.segs[si].row_count.saturating_add(pending) >= threshold {
         let hi = seg.segment_hi(si, page_hi);
         if let Some(at) = pick_split_key(&seg.segs[si], hi) {
             seg.split_segment(si, at, meta.next_segment_id, now)
@@ -487,10 +595,15 @@ pub fn read_all(index: sys::Relation) -> PgResult<(Meta, Vec<SegPage>)> {
 
 /// The segment owning `key` (a copy) and its exclusive upper bound.
 pub fn segment_of(index: sys::Relation, key: i64) -> PgResult<(Segment, Option<i64>)> {
-    let (meta_buf, meta) = read_meta(index, Lock::Share)?;
-    let i = find_page(&meta.dir, key);
-    let page_hi = meta.dir.get(i + 1).map(|d| d.lo);
-    let seg_buf = read_seg_buf(index, meta.dir[i].blkno, Lock::Share)?;
+    let meta_buf = LockedBuffer::read(index, META_BLKNO, Lock::Share)?;
+    let Some((_, seg_blkno, page_hi)) = lookup_meta(index, &meta_buf, key)?.1 else {
+        return Err(corrupt(
+            index,
+            "metapage",
+            LayoutError::Corrupt("empty directory"),
+        ));
+    };
+    let seg_buf = read_seg_buf(index, seg_blkno, Lock::Share)?;
     drop(meta_buf);
     let (s, hi) = segment_in_place(content(seg_buf.page()), key)
         .map_err(|e| corrupt(index, "segment page", e))?;
@@ -563,6 +676,11 @@ pub fn split_exact(
     lower.sort_unstable_by_key(|l| (l.zmin, l.blkno));
     upper.sort_unstable_by_key(|l| (l.zmin, l.blkno));
     let below = all.partition_point(|&k| k < at) as i64;
+    // The recount includes this transaction's own rows still pending for
+    // the segment: they are counted now.
+    let oid = rel::relid(index);
+    let split_id = seg.segs[si].id;
+    PENDING.with(|p| p.borrow_mut().forget_segment(oid, split_id));
     let s = &mut seg.segs[si];
     let generation = s.split_generation.saturating_add(1);
     s.listings = lower;

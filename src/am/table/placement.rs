@@ -9,7 +9,9 @@ use crate::am::index::map;
 use crate::core::counters::{bump, Counter};
 use crate::core::layout::Segment;
 use crate::core::options::IndexOptions;
-use crate::core::placement::{fits, place, rows_per_page, split_floor, Decision, Listed};
+use crate::core::placement::{
+    fits, place, rows_per_page, split_floor, Decision, FreeSpaceMemo, Listed,
+};
 use crate::pg::error::{codes, entry, guard, CpgStatus, PgError, PgResult};
 use crate::pg::rel::{self, OpenRel};
 use crate::pg::sys;
@@ -17,11 +19,28 @@ use crate::pg::sys;
 /// InvalidBlockNumber: no preference (a table without a clustered index).
 const NO_BLOCK: u32 = u32::MAX;
 
+thread_local! {
+    /// Free space this backend last saw on heap pages (see FreeSpaceMemo).
+    static FREE_MEMO: std::cell::RefCell<FreeSpaceMemo> =
+        std::cell::RefCell::new(FreeSpaceMemo::default());
+}
+
+/// Relcache invalidation of `relid` (0: of everything): VACUUM and TRUNCATE
+/// of a table reach every backend this way, and may have freed space.
+#[no_mangle]
+pub extern "C" fn rs_placement_forget(relid: sys::Oid) {
+    entry(std::ptr::null_mut(), (), || {
+        FREE_MEMO.with(|m| m.borrow_mut().forget(relid));
+        Ok(())
+    })
+}
+
 /// The placement decision for `key` in segment `seg`, with the free space
 /// of its blocks read from the heap (blocks past `nblocks`, which VACUUM
 /// may have truncated while the map still lists them, have no room).
 fn decide(
     heap: sys::Relation,
+    index: sys::Relation,
     seg: &Segment,
     key: i64,
     tuple_len: usize,
@@ -42,13 +61,25 @@ fn decide(
         i64::from(opts.split_threshold),
     );
     let mut failed: Option<PgError> = None;
-    let decision = place(key, &listed, seg.row_count, floor, |b, fill| {
+    let relid = rel::relid(heap);
+    let ff = opts.target_fillfactor;
+    // Rows of this transaction not yet counted on the page (map::record).
+    let rows = seg
+        .row_count
+        .saturating_add(map::pending_rows(index, seg.id));
+    let decision = place(key, &listed, rows, floor, |b, fill| {
         if b >= nblocks {
+            return false;
+        }
+        if FREE_MEMO.with(|m| m.borrow().known_full(relid, b, tuple_len, fill, ff)) {
             return false;
         }
         // SAFETY: heap is open and b exists; reads one page's free space.
         match guard(|| unsafe { sys::cpg_heap_page_free(heap, b) }) {
-            Ok(free) => fits(free, tuple_len, fill, opts.target_fillfactor),
+            Ok(free) => {
+                FREE_MEMO.with(|m| m.borrow_mut().note(relid, b, free));
+                fits(free, tuple_len, fill, ff)
+            }
             Err(e) => {
                 failed.get_or_insert(e);
                 false
@@ -97,7 +128,7 @@ fn choose(heap: sys::Relation, slot: *mut sys::TupleTableSlot) -> PgResult<u32> 
     let nblocks = crate::pg::heap::nblocks(heap)?;
     for _ in 0..3 {
         let (seg, _hi) = map::segment_of(ix, key)?;
-        let decision = decide(heap, &seg, key, len, &opts, nblocks)?;
+        let decision = decide(heap, ix, &seg, key, len, &opts, nblocks)?;
         match decision {
             Decision::Block(b) => return Ok(b),
             Decision::Fresh => break,
@@ -201,7 +232,7 @@ pub fn predicted_major(heap: sys::Relation, index: sys::Relation, key: i64) -> P
         }
         None => 64,
     };
-    let decision = decide(heap, &seg, key, len, &opts, nblocks)?;
+    let decision = decide(heap, index, &seg, key, len, &opts, nblocks)?;
     if decision != Decision::Split {
         return Ok(seg.id);
     }
