@@ -40,7 +40,10 @@ SELECT count(*) AS keys_checked,
                 clustered_pg.segment_map_next_locator('sm_ck', k))) AS regclass_variants_agree,
        bool_and(clustered_pg.locator_major(clustered_pg.segment_map_next_locator('sm', k)) = s.major_key) AS majors_match
   FROM generate_series(-5, 10100, 37) k
-  JOIN clustered_pg.segment_map_of('sm') s ON k BETWEEN s.minor_from AND s.minor_to;
+  JOIN clustered_pg.segment_map_of('sm') s ON k BETWEEN s.minor_from AND s.minor_to
+ -- A full segment splits before it takes the key (its major is then the
+ -- new segment's; the saturated-segment case below checks that one).
+ WHERE s.row_count < s.split_threshold;
 SELECT clustered_pg.locator_eq(clustered_pg.segment_map_next_locator('sm', -9223372036854775808),
        clustered_pg.locator_pack((SELECT major_key FROM clustered_pg.segment_map_of('sm')
                                   ORDER BY minor_from LIMIT 1), -9223372036854775808)) AS lowest_key_first_segment;
@@ -408,7 +411,21 @@ SELECT major_key = :predicted_major AS key_landed_in_predicted_segment
   FROM clustered_pg.segment_map_of('sa') WHERE 601 BETWEEN minor_from AND minor_to;
 SELECT count(*) AS violations FROM clustered_pg.verify('sa');
 
-DROP TABLE sm, sd, sf, sr, sl, sc, sff10, sff100, splain, sa;
+-- Capacity: a clustered_heap segment never holds more than split_threshold
+-- rows (it splits, exactly, before taking another), and the row counts of
+-- a random-order load in one session add up exactly.
+CREATE TABLE scap (id bigint NOT NULL, payload text) USING clustered_heap;
+CREATE INDEX scap_ck ON scap USING clustered_pk_index (id) WITH (split_threshold = 64);
+SELECT setseed(0.3);
+INSERT INTO scap SELECT g, repeat('c', 60) FROM generate_series(1, 8000) g ORDER BY random();
+INSERT INTO scap SELECT g, repeat('c', 60) FROM generate_series(8001, 8400) g;
+SELECT rows_mapped = (SELECT count(*) FROM scap) AS counts_exact, contiguous, within_threshold
+  FROM sm_summary('scap');
+SELECT max(n) <= 64 AS no_segment_over_capacity
+  FROM (SELECT count(*) AS n FROM clustered_pg.segment_map_tids_of('scap') GROUP BY major_key) t;
+SELECT count(*) AS violations FROM clustered_pg.verify('scap');
+
+DROP TABLE sm, sd, sf, sr, sl, sc, sff10, sff100, splain, sa, scap;
 DROP VIEW sview;
 DROP SEQUENCE sseq;
 DROP FUNCTION sm_consistent(regclass, bigint), sm_summary(regclass), sm_err(text);

@@ -61,8 +61,28 @@ pub fn place(
     listings: &[Listed],
     segment_rows: i64,
     split_floor: i64,
+    room: impl FnMut(u32, Fill) -> bool,
+) -> Decision {
+    place_capped(k, listings, segment_rows, split_floor, i64::MAX, room)
+}
+
+/// [`place`] for a segment that holds at most `capacity` rows (the index's
+/// split_threshold): a full segment splits before it takes another row,
+/// whatever room its blocks have, as long as its keys are not all one
+/// value (then nothing can split it, and it fills like any segment).
+pub fn place_capped(
+    k: i64,
+    listings: &[Listed],
+    segment_rows: i64,
+    split_floor: i64,
+    capacity: i64,
     mut room: impl FnMut(u32, Fill) -> bool,
 ) -> Decision {
+    let lo = listings.iter().map(|l| l.zmin).min();
+    let hi = listings.iter().map(|l| l.zmax).max();
+    if segment_rows >= capacity && matches!((lo, hi), (Some(a), Some(z)) if a < z) {
+        return Decision::Split;
+    }
     let mut by_distance: Vec<&Listed> = listings.iter().collect();
     by_distance.sort_by_key(|l| (distance(k, l), l.zmax as i128 - l.zmin as i128, l.blkno));
     for l in by_distance {
@@ -75,8 +95,6 @@ pub fn place(
             return Decision::Block(l.blkno);
         }
     }
-    let lo = listings.iter().map(|l| l.zmin).min();
-    let hi = listings.iter().map(|l| l.zmax).max();
     match (lo, hi) {
         (Some(lo), Some(hi)) if k > lo && k < hi && segment_rows >= split_floor => Decision::Split,
         _ => Decision::Fresh,
@@ -279,6 +297,30 @@ mod tests {
     }
 
     #[test]
+    fn full_segment_splits_first_unless_one_key() {
+        let ls = [l(1, 0, 100)];
+        // Room in block 1, but the segment is at capacity: split first.
+        assert_eq!(
+            place_capped(50, &ls, 64, 10, 64, |_, _| true),
+            Decision::Split
+        );
+        assert_eq!(
+            place_capped(500, &ls, 64, 10, 64, |_, _| true),
+            Decision::Split
+        );
+        assert_eq!(
+            place_capped(50, &ls, 63, 10, 64, |_, _| true),
+            Decision::Block(1)
+        );
+        // Every row has key 7: no split can help, fill as usual.
+        let same = [l(1, 7, 7)];
+        assert_eq!(
+            place_capped(7, &same, 64, 10, 64, |_, _| true),
+            Decision::Block(1)
+        );
+    }
+
+    #[test]
     fn page_capacity_and_fill_rules() {
         assert_eq!(rows_per_page(141, 100), 55);
         assert_eq!(rows_per_page(141, 50), 27);
@@ -304,9 +346,16 @@ mod tests {
     }
 
     /// A whole load simulated against the policy: random keys, pages of 50
-    /// rows, exact median splits. Range scans must meet few blocks.
+    /// rows, exact median splits. Range scans must meet few blocks, and with
+    /// a capacity no segment ever holds more rows than it.
     #[test]
     fn random_load_stays_clustered() {
+        for capacity in [i64::MAX, 1024, 200] {
+            simulate_random_load(capacity);
+        }
+    }
+
+    fn simulate_random_load(capacity: i64) {
         struct Seg {
             lo: i64,
             blocks: Vec<u32>,
@@ -354,7 +403,8 @@ mod tests {
                     })
                     .sum();
                 let floor = split_floor(cap as i64, i64::MAX);
-                let d = place(k, &listed, rows, floor, |b, _| {
+                assert!(rows <= capacity, "segment over capacity: {rows}");
+                let d = place_capped(k, &listed, rows, floor, capacity, |b, _| {
                     pages[b as usize].len() < cap
                 });
                 match d {
@@ -405,7 +455,7 @@ mod tests {
         // Physical blocks holding a 5,000-key range, against the ideal at
         // 100 % fill; and page utilisation.
         eprintln!(
-            "range ratio {ratio:.3}, fill {fill:.3}, pages {}",
+            "capacity {capacity}: range ratio {ratio:.3}, fill {fill:.3}, pages {}",
             pages.len()
         );
         assert!(ratio < 1.5, "range ratio {ratio:.2}, fill {fill:.2}");

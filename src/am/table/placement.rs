@@ -10,7 +10,7 @@ use crate::core::counters::{bump, Counter};
 use crate::core::layout::Segment;
 use crate::core::options::IndexOptions;
 use crate::core::placement::{
-    fits, place, rows_per_page, split_floor, Decision, FreeSpaceMemo, Listed,
+    fits, place_capped, rows_per_page, split_floor, Decision, FreeSpaceMemo, Listed,
 };
 use crate::pg::error::{codes, entry, guard, CpgStatus, PgError, PgResult};
 use crate::pg::rel::{self, OpenRel};
@@ -38,6 +38,7 @@ pub extern "C" fn rs_placement_forget(relid: sys::Oid) {
 /// The placement decision for `key` in segment `seg`, with the free space
 /// of its blocks read from the heap (blocks past `nblocks`, which VACUUM
 /// may have truncated while the map still lists them, have no room).
+#[allow(clippy::too_many_arguments)]
 fn decide(
     heap: sys::Relation,
     index: sys::Relation,
@@ -46,6 +47,7 @@ fn decide(
     tuple_len: usize,
     opts: &IndexOptions,
     nblocks: u32,
+    capacity: i64,
 ) -> PgResult<Decision> {
     let listed: Vec<Listed> = seg
         .listings
@@ -67,7 +69,7 @@ fn decide(
     let rows = seg
         .row_count
         .saturating_add(map::pending_rows(index, seg.id));
-    let decision = place(key, &listed, rows, floor, |b, fill| {
+    let decision = place_capped(key, &listed, rows, floor, capacity, |b, fill| {
         if b >= nblocks {
             return false;
         }
@@ -126,15 +128,22 @@ fn choose(heap: sys::Relation, slot: *mut sys::TupleTableSlot) -> PgResult<u32> 
     // Blocks past the end (VACUUM may truncate empty tail pages the map
     // still lists) have no room.
     let nblocks = crate::pg::heap::nblocks(heap)?;
-    for _ in 0..3 {
+    // A segment holds at most split_threshold rows: at capacity it splits
+    // (exactly, at the median of the keys its blocks hold) before taking
+    // another. One that cannot split (a single key value) fills as usual.
+    let mut capacity = i64::from(opts.split_threshold);
+    for _ in 0..4 {
         let (seg, _hi) = map::segment_of(ix, key)?;
-        let decision = decide(heap, ix, &seg, key, len, &opts, nblocks)?;
+        let decision = decide(heap, ix, &seg, key, len, &opts, nblocks, capacity)?;
         match decision {
             Decision::Block(b) => return Ok(b),
             Decision::Fresh => break,
             Decision::Split => {
                 if !map::split_exact(ix, heap, key, attno, width)? {
-                    break;
+                    if capacity == i64::MAX {
+                        break;
+                    }
+                    capacity = i64::MAX;
                 }
             }
         }
@@ -232,7 +241,8 @@ pub fn predicted_major(heap: sys::Relation, index: sys::Relation, key: i64) -> P
         }
         None => 64,
     };
-    let decision = decide(heap, index, &seg, key, len, &opts, nblocks)?;
+    let capacity = i64::from(opts.split_threshold);
+    let decision = decide(heap, index, &seg, key, len, &opts, nblocks, capacity)?;
     if decision != Decision::Split {
         return Ok(seg.id);
     }
