@@ -6,6 +6,7 @@
 #   make demo                     throwaway cluster + side-by-side demo
 #   make concurrency-smoke        pgbench pressure, then invariant checks
 #   make bench                    benchmark against plain heap + btree
+#   make bench-lookup             only its issue B lookup check (key-order heap)
 #
 # PG_CONFIG=/path/to/pg_config selects the server for all of them.
 
@@ -49,7 +50,7 @@ override CFLAGS := $(filter-out -Wmissing-variable-declarations,$(CFLAGS)) -Werr
 # The PG 18 wheel's Makefile.global lacks VPATH for out-of-tree builds.
 VPATH = $(srcdir)
 
-.PHONY: rust cargo-test clean-objs test demo concurrency-smoke bench lint FORCE
+.PHONY: rust cargo-test clean-objs test demo concurrency-smoke bench bench-lookup lint FORCE
 
 rust: $(RUST_LIB)
 
@@ -84,3 +85,6 @@ concurrency-smoke:
 
 bench:
 	PG_CONFIG=$(PG_CONFIG_ABS) $(srcdir)/regress/bench/run.sh
+
+bench-lookup:
+	BENCH_LOOKUP_ONLY=1 PG_CONFIG=$(PG_CONFIG_ABS) $(srcdir)/regress/bench/run.sh

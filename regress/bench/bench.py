@@ -5,7 +5,9 @@
                        loads every variant, measures, writes
                        $BENCH_OUT/results.json
     bench.py report    reads results.json, writes results.md, the PNG plots
-                       and (BENCH_DOCS=1) docs/bench/*.png + docs/benchmarks.md
+                       and (BENCH_DOCS=1) docs/bench/*.png + docs/benchmarks.md;
+                       $BENCH_OUT/lookup.md (regress/bench/lookup_check.sh)
+                       is appended to both when present
 
 Measuring uses the standard library only: psql and pgbench are driven through
 subprocess.  Plotting uses matplotlib when importable (run.sh installs it into
@@ -1012,6 +1014,16 @@ def machine_md(res):
     return "\n".join(lines)
 
 
+def lookup_section(outdir):
+    """lookup.md of regress/bench/lookup_check.sh (already a '## ...'
+    section with its own date and settings), or '' when it did not run."""
+    try:
+        with open(os.path.join(outdir, "lookup.md")) as f:
+            return f.read().strip() + "\n\n"
+    except OSError:
+        return ""
+
+
 def cmd_report():
     outdir = os.environ.get("BENCH_OUT", "bench-out")
     with open(os.path.join(outdir, "results.json")) as f:
@@ -1035,6 +1047,9 @@ def cmd_report():
             f"- {e['variant']} during {e['step']}: `{short_error(e['error'])[:600]}`" for e in res["errors"]) + "\n"
     md = (f"# clustered_pg benchmark results\n\n{machine_md(res)}\n\n{ideal_note}\n\n{legend}\n\n{tables}\n"
           f"### Indexes\n\n{index_detail(res)}\n{errors}")
+    lookup = lookup_section(outdir)
+    if lookup:
+        md += "\n" + lookup
     if plot_err:
         md += f"\n_{plot_err}_\n"
     with open(os.path.join(outdir, "results.md"), "w") as f:
@@ -1087,10 +1102,15 @@ BENCH_PG=15 BENCH_ORDER=ascending make bench
 | `BENCH_SKIP_BUILD` | 0 | 1: use the extension already installed |
 | `BENCH_CK_WITH` | – | options of every `clustered_pk_index`, e.g. `split_threshold=8192` (default: the index defaults) |
 | `BENCH_DOCS` | 1 | 0: do not rewrite this page and `docs/bench/*.png` |
+| `BENCH_LOOKUP_N` | 1000000 | rows of the key-order lookup check (`regress/bench/lookup_check.sh`); 0 skips it |
 
 Outputs in `BENCH_OUT`: `results.json` (everything, including every sample),
-`results.md` (the tables below), `buffers_by_width.png`, `load_throughput.png`.
-Progress (phase, rows loaded, elapsed, ETA) goes to stderr.
+`results.md` (the tables below), `buffers_by_width.png`, `load_throughput.png`,
+and from the lookup check `lookup.json` / `lookup.md` (the issue B section
+below). Progress (phase, rows loaded, elapsed, ETA) goes to stderr.
+`make bench` exits 1 when the lookup check fails (after writing everything);
+`make bench-lookup` runs only that check, in a private copy of the same
+PostgreSQL install with the same server settings.
 
 ### Variants
 
@@ -1153,6 +1173,7 @@ ANALYZE is explicit):
 {index_detail(res)}
 
 """
+    text += lookup_section(outdir)
     if pngs:
         text += "## Plots\n\n"
         text += "![median shared buffers by range width](bench/buffers_by_width.png)\n\n"

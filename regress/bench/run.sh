@@ -5,8 +5,11 @@
 # Steps: regress/deps.sh (installs what is missing), build + install the
 # extension for the chosen major, install matplotlib into .deps/py when
 # missing (plots are skipped if that fails), then run regress/bench/bench.py
-# inside ONE regress/with-cluster.sh cluster, then write the report
-# (BENCH_OUT/results.{json,md}, PNG plots) and docs/benchmarks.md.
+# inside ONE regress/with-cluster.sh cluster, then the issue B lookup check
+# (regress/bench/lookup_check.sh, its own cluster of the same install and
+# settings), then write the report (BENCH_OUT/results.{json,md}, PNG plots)
+# and docs/benchmarks.md.  Exits 1 when the lookup check fails (after the
+# report is written).
 #
 # Knobs (environment):
 #   BENCH_N          rows loaded per variant              (default 1000000)
@@ -26,6 +29,8 @@
 #   BENCH_PRIVATE_PG=0 install into the shared PostgreSQL install instead of
 #                    a private copy in BENCH_OUT/pginstall (relocatable installs)
 #   BENCH_DOCS=0     do not copy plots to docs/bench/ nor write docs/benchmarks.md
+#   BENCH_LOOKUP_N   rows of the lookup check (default 1000000; 0 skips it)
+#   BENCH_LOOKUP_ONLY=1  build + lookup check only (`make bench-lookup`)
 set -euo pipefail
 
 cd "$(dirname "$0")/../.."
@@ -43,10 +48,13 @@ export BENCH_TPS_SECONDS=${BENCH_TPS_SECONDS:-10}
 export BENCH_VARIANTS=${BENCH_VARIANTS:-}
 export BENCH_DOCS=${BENCH_DOCS:-1}
 export BENCH_CK_WITH=${BENCH_CK_WITH:-}
+export BENCH_LOOKUP_N=${BENCH_LOOKUP_N:-1000000}
+BENCH_LOOKUP_ONLY=${BENCH_LOOKUP_ONLY:-0}
 
 case "$BENCH_ORDER" in random|ascending) ;; *) log "BENCH_ORDER must be random or ascending"; exit 2 ;; esac
 case "$BENCH_N" in ''|*[!0-9]*) log "BENCH_N must be a positive integer"; exit 2 ;; esac
 [ "$BENCH_N" -ge 1000 ] || { log "BENCH_N must be >= 1000"; exit 2; }
+case "$BENCH_LOOKUP_N" in ''|*[!0-9]*) log "BENCH_LOOKUP_N must be a non-negative integer"; exit 2 ;; esac
 
 T0=$(date +%s)
 if [ -n "${BENCH_PG_CONFIG:-}" ]; then
@@ -94,7 +102,7 @@ fi
 
 # matplotlib into a git-ignored dir (.deps/py); failure is not fatal.
 export PYTHONPATH="$REPO/.deps/py${PYTHONPATH:+:$PYTHONPATH}"
-if ! python3 -c 'import matplotlib' >/dev/null 2>&1; then
+if [ "$BENCH_LOOKUP_ONLY" != 1 ] && ! python3 -c 'import matplotlib' >/dev/null 2>&1; then
     log "installing matplotlib into .deps/py ..."
     if ! python3 -m pip install -q --target "$REPO/.deps/py" matplotlib >&2; then
         log "WARNING: matplotlib could not be installed; tables and JSON only, no plots"
@@ -118,10 +126,26 @@ max_connections = 20
 jit = off"
 export BENCH_PGCLUSTER_CONF="$PGCLUSTER_CONF"
 
-log "N=$BENCH_N order=$BENCH_ORDER seed=$BENCH_SEED queries=$BENCH_QUERIES out=$BENCH_OUT"
-regress/with-cluster.sh "$PGC" python3 "$REPO/regress/bench/bench.py" measure
+if [ "$BENCH_LOOKUP_ONLY" != 1 ]; then
+    log "N=$BENCH_N order=$BENCH_ORDER seed=$BENCH_SEED queries=$BENCH_QUERIES out=$BENCH_OUT"
+    regress/with-cluster.sh "$PGC" python3 "$REPO/regress/bench/bench.py" measure
+fi
 
-log "writing the report ..."
-python3 "$REPO/regress/bench/bench.py" report
+# A lookup.md left by an earlier run must not reach this run's report.
+rm -f "$BENCH_OUT/lookup.md" "$BENCH_OUT/lookup.json"
+LOOKUP_RC=0
+if [ "$BENCH_LOOKUP_N" -gt 0 ]; then
+    log "issue B lookup check (N=$BENCH_LOOKUP_N, key order) ..."
+    PG_CONFIG="$PGC" regress/bench/lookup_check.sh || LOOKUP_RC=$?
+fi
+
+if [ "$BENCH_LOOKUP_ONLY" != 1 ]; then
+    log "writing the report ..."
+    python3 "$REPO/regress/bench/bench.py" report
+fi
 T1=$(date +%s)
 log "done in $((T1 - T0)) s total; results in $BENCH_OUT/"
+if [ "$LOOKUP_RC" -ne 0 ]; then
+    log "FAILED: the issue B lookup check (exit $LOOKUP_RC), see $BENCH_OUT/lookup.md"
+    exit 1
+fi
