@@ -442,6 +442,87 @@ extern Oid	cpg_other_index_with_am(Relation heap, Oid amoid, Oid self);
 extern double cpg_index_correlation(PlannerInfo *root, IndexOptInfo *index);
 extern bool cpg_path_has_equality(IndexPath *path);
 extern bool cpg_path_is_index_only(IndexPath *path);
+extern bool cpg_path_key_range(IndexPath *path, int64 *lo, int64 *hi);
+
+/*
+ * The key range [lo, hi] the path's conditions allow, when every condition
+ * compares the key with a constant (false otherwise: parameters, or
+ * anything else). The planner uses it to ask the map how many heap blocks
+ * the scan will read (cost.rs). Index conditions have the key on the left.
+ */
+bool
+cpg_path_key_range(IndexPath *path, int64 *lo, int64 *hi)
+{
+	ListCell   *lc;
+	Oid			opfamily = path->indexinfo->opfamily[0];
+
+	*lo = PG_INT64_MIN;
+	*hi = PG_INT64_MAX;
+	foreach(lc, path->indexclauses)
+	{
+		IndexClause *ic = lfirst_node(IndexClause, lc);
+		ListCell   *lq;
+
+		foreach(lq, ic->indexquals)
+		{
+			RestrictInfo *ri = lfirst_node(RestrictInfo, lq);
+			OpExpr	   *op;
+			Const	   *c;
+			int64		v;
+			int			strategy;
+
+			if (!IsA(ri->clause, OpExpr))
+				return false;
+			op = (OpExpr *) ri->clause;
+			if (list_length(op->args) != 2 || !IsA(lsecond(op->args), Const))
+				return false;
+			c = (Const *) lsecond(op->args);
+			if (c->constisnull)
+				return false;
+			switch (c->consttype)
+			{
+				case INT2OID:
+					v = DatumGetInt16(c->constvalue);
+					break;
+				case INT4OID:
+					v = DatumGetInt32(c->constvalue);
+					break;
+				case INT8OID:
+					v = DatumGetInt64(c->constvalue);
+					break;
+				default:
+					return false;
+			}
+			strategy = get_op_opfamily_strategy(op->opno, opfamily);
+			switch (strategy)
+			{
+				case BTLessStrategyNumber:
+					if (v == PG_INT64_MIN)
+						return false;
+					*hi = Min(*hi, v - 1);
+					break;
+				case BTLessEqualStrategyNumber:
+					*hi = Min(*hi, v);
+					break;
+				case BTEqualStrategyNumber:
+					*lo = Max(*lo, v);
+					*hi = Min(*hi, v);
+					break;
+				case BTGreaterEqualStrategyNumber:
+					*lo = Max(*lo, v);
+					break;
+				case BTGreaterStrategyNumber:
+					if (v == PG_INT64_MAX)
+						return false;
+					*lo = Max(*lo, v + 1);
+					break;
+				default:
+					return false;
+			}
+		}
+	}
+	return true;
+}
 extern void cpg_set_placeholder_itup(IndexScanDesc scan);
 
 /*

@@ -45,6 +45,8 @@ extern "C" {
     pub fn cpg_path_has_equality(path: *mut IndexPath) -> bool;
     /// Whether the path is an index-only scan.
     pub fn cpg_path_is_index_only(path: *mut IndexPath) -> bool;
+    /// The key range of a path whose conditions all compare with constants.
+    pub fn cpg_path_key_range(path: *mut IndexPath, lo: *mut i64, hi: *mut i64) -> bool;
     /// Gives an index-only scan the (column-less) index tuple it expects.
     pub fn cpg_set_placeholder_itup(scan: IndexScanDesc);
 }

@@ -5,7 +5,7 @@
 //! priced as uncorrelated (see `estimate`).
 
 use crate::core::counters::{bump, Counter};
-use crate::core::plan::{index_cost, CostInputs};
+use crate::core::plan::{index_cost, range_selectivity, CostInputs};
 use crate::pg::error::{entry, guard, CpgStatus, PgResult};
 use crate::pg::sys;
 
@@ -54,8 +54,24 @@ fn estimate(
     let index_oid = unsafe { (*info).indexoid };
     let index = crate::pg::rel::OpenRel::index(index_oid, sys::NoLock as i32)?;
     let (overflowed, lookup_blocks) = crate::am::index::map::lookup_blocks_sample(index.rel())?;
+    // A range with constant bounds: ask the map which heap blocks it meets.
+    // Both scans of a range read whole candidate blocks (the bitmap is
+    // lossy), so their share of the table is the fraction of rows the scan
+    // handles; statistics can be far off at the ends of the key range.
+    let (mut lo, mut hi) = (0i64, 0i64);
+    let (lp, hp) = (&mut lo as *mut i64, &mut hi as *mut i64);
+    // SAFETY: as above; lo/hi outlive the call.
+    let constant = guard(|| unsafe { sys::cpg_path_key_range(path, lp, hp) })?;
+    // SAFETY: the path's relation.
+    let heap_pages = unsafe { (*(*info).rel).pages } as f64;
+    let sel = if !equality && constant && !overflowed && heap_pages >= 1.0 {
+        let blocks = crate::am::index::map::candidates(index.rel(), lo, hi)?.len();
+        range_selectivity(g.indexSelectivity, blocks as f64, heap_pages)
+    } else {
+        g.indexSelectivity
+    };
     let c = index_cost(&CostInputs {
-        selectivity: g.indexSelectivity,
+        selectivity: sel,
         heap_tuples,
         segment_pages,
         // About as many segments as a full page holds; only the log matters.
@@ -78,7 +94,7 @@ fn estimate(
     unsafe {
         *startup = c.startup;
         *total = total_cost;
-        *selectivity = g.indexSelectivity;
+        *selectivity = sel;
         *correlation = corr;
         *pages = c.pages;
     }
