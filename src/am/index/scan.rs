@@ -303,9 +303,23 @@ fn next_interval(scan: sys::IndexScanDesc, s: &mut ScanState) -> PgResult<()> {
     // SAFETY: live scan.
     let index = unsafe { (*scan).indexRelation };
     let forward = s.stream.forward;
-    let page = map::page_zones(index, s.next_key, s.lo, s.hi)?;
-    s.zone_lo = s.lo.max(page.lo);
-    s.zone_hi = s.hi.min(page.hi);
+    let (qlo, qhi) = if forward {
+        (s.lo.max(s.next_key), s.hi)
+    } else {
+        (s.lo, s.hi.min(s.next_key))
+    };
+    let page = map::page_zones(index, s.next_key, qlo, qhi)?;
+    // The interval continues exactly where the last one ended: a split
+    // between the two may have moved the page boundary below (forward) or
+    // above (backward) `next_key`, and keys already produced must not come
+    // again.
+    if forward {
+        s.zone_lo = s.lo.max(page.lo).max(s.next_key);
+        s.zone_hi = s.hi.min(page.hi);
+    } else {
+        s.zone_lo = s.lo.max(page.lo);
+        s.zone_hi = s.hi.min(page.hi).min(s.next_key);
+    }
     s.zones.clear();
     for z in stream_zones(page.zones, s.zone_lo, s.zone_hi, forward) {
         s.zones.push(z)?;
