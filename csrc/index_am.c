@@ -440,22 +440,26 @@ cpg_clustered_pk_index_handler(PG_FUNCTION_ARGS)
 
 extern Oid	cpg_other_index_with_am(Relation heap, Oid amoid, Oid self);
 extern double cpg_index_correlation(PlannerInfo *root, IndexOptInfo *index);
-extern bool cpg_path_has_equality(IndexPath *path);
 extern bool cpg_path_is_index_only(IndexPath *path);
-extern bool cpg_path_key_range(IndexPath *path, int64 *lo, int64 *hi);
+extern bool cpg_path_key_range(IndexPath *path, bool *equality, int64 *lo, int64 *hi);
 
 /*
- * The key range [lo, hi] the path's conditions allow, when every condition
- * compares the key with a constant (false otherwise: parameters, or
- * anything else). The planner uses it to ask the map how many heap blocks
- * the scan will read (cost.rs). Index conditions have the key on the left.
+ * The path's index conditions, for the cost estimate (cost.rs): whether one
+ * is `key = value` (such a scan returns one key, in any order of its
+ * tuples, so it needs no ordering read of the heap: scan.rs), and the key
+ * range [lo, hi] they allow when every one compares the key with a
+ * constant (the return value; false with parameters or anything else), so
+ * the planner can ask the map how many heap blocks the scan will read.
+ * Index conditions have the key on the left.
  */
 bool
-cpg_path_key_range(IndexPath *path, int64 *lo, int64 *hi)
+cpg_path_key_range(IndexPath *path, bool *equality, int64 *lo, int64 *hi)
 {
 	ListCell   *lc;
 	Oid			opfamily = path->indexinfo->opfamily[0];
+	bool		constant = true;
 
+	*equality = false;
 	*lo = PG_INT64_MIN;
 	*hi = PG_INT64_MAX;
 	foreach(lc, path->indexclauses)
@@ -472,13 +476,25 @@ cpg_path_key_range(IndexPath *path, int64 *lo, int64 *hi)
 			int			strategy;
 
 			if (!IsA(ri->clause, OpExpr))
-				return false;
+			{
+				constant = false;
+				continue;
+			}
 			op = (OpExpr *) ri->clause;
+			strategy = get_op_opfamily_strategy(op->opno, opfamily);
+			if (strategy == BTEqualStrategyNumber)
+				*equality = true;
 			if (list_length(op->args) != 2 || !IsA(lsecond(op->args), Const))
-				return false;
+			{
+				constant = false;
+				continue;
+			}
 			c = (Const *) lsecond(op->args);
 			if (c->constisnull)
-				return false;
+			{
+				constant = false;
+				continue;
+			}
 			switch (c->consttype)
 			{
 				case INT2OID:
@@ -491,15 +507,16 @@ cpg_path_key_range(IndexPath *path, int64 *lo, int64 *hi)
 					v = DatumGetInt64(c->constvalue);
 					break;
 				default:
-					return false;
+					constant = false;
+					continue;
 			}
-			strategy = get_op_opfamily_strategy(op->opno, opfamily);
 			switch (strategy)
 			{
 				case BTLessStrategyNumber:
 					if (v == PG_INT64_MIN)
-						return false;
-					*hi = Min(*hi, v - 1);
+						constant = false;
+					else
+						*hi = Min(*hi, v - 1);
 					break;
 				case BTLessEqualStrategyNumber:
 					*hi = Min(*hi, v);
@@ -513,15 +530,16 @@ cpg_path_key_range(IndexPath *path, int64 *lo, int64 *hi)
 					break;
 				case BTGreaterStrategyNumber:
 					if (v == PG_INT64_MAX)
-						return false;
-					*lo = Max(*lo, v + 1);
+						constant = false;
+					else
+						*lo = Max(*lo, v + 1);
 					break;
 				default:
-					return false;
+					constant = false;
 			}
 		}
 	}
-	return true;
+	return constant;
 }
 extern void cpg_set_placeholder_itup(IndexScanDesc scan);
 
@@ -552,35 +570,6 @@ cpg_set_placeholder_itup(IndexScanDesc scan)
 		scan->xs_itupdesc = RelationGetDescr(scan->indexRelation);
 	if (scan->xs_itup == NULL)
 		scan->xs_itup = index_form_tuple(scan->xs_itupdesc, &value, &isnull);
-}
-
-/*
- * Whether one of the path's index conditions is `key = value`: such a scan
- * returns one key, in any order of its tuples, so it needs no ordering
- * read of the heap (scan.rs).
- */
-bool
-cpg_path_has_equality(IndexPath *path)
-{
-	ListCell   *lc;
-	Oid			opfamily = path->indexinfo->opfamily[0];
-
-	foreach(lc, path->indexclauses)
-	{
-		IndexClause *ic = lfirst_node(IndexClause, lc);
-		ListCell   *lq;
-
-		foreach(lq, ic->indexquals)
-		{
-			RestrictInfo *ri = lfirst_node(RestrictInfo, lq);
-
-			if (IsA(ri->clause, OpExpr) &&
-				get_op_opfamily_strategy(((OpExpr *) ri->clause)->opno, opfamily) ==
-				BTEqualStrategyNumber)
-				return true;
-		}
-	}
-	return false;
 }
 
 /* Another index of `heap` using access method `amoid`, other than `self`. */

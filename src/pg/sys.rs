@@ -41,12 +41,16 @@ extern "C" {
     ) -> f64;
     /// Correlation of the index's key column in pg_statistic (0 if unknown).
     pub fn cpg_index_correlation(root: *mut PlannerInfo, index: *mut IndexOptInfo) -> f64;
-    /// Whether one of the path's index conditions is an equality.
-    pub fn cpg_path_has_equality(path: *mut IndexPath) -> bool;
     /// Whether the path is an index-only scan.
     pub fn cpg_path_is_index_only(path: *mut IndexPath) -> bool;
-    /// The key range of a path whose conditions all compare with constants.
-    pub fn cpg_path_key_range(path: *mut IndexPath, lo: *mut i64, hi: *mut i64) -> bool;
+    /// Whether a condition of the path is an equality, and its key range
+    /// when all conditions compare with constants (the return value).
+    pub fn cpg_path_key_range(
+        path: *mut IndexPath,
+        equality: *mut bool,
+        lo: *mut i64,
+        hi: *mut i64,
+    ) -> bool;
     /// Gives an index-only scan the (column-less) index tuple it expects.
     pub fn cpg_set_placeholder_itup(scan: IndexScanDesc);
 }

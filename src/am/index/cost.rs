@@ -28,8 +28,14 @@ fn estimate(
     // SAFETY: path->indexinfo is set for every index path.
     let info = unsafe { (*path).indexinfo };
     let corr = guard(|| unsafe { sys::cpg_index_correlation(root, info) })?;
-    // SAFETY: as above.
-    let equality = guard(|| unsafe { sys::cpg_path_has_equality(path) })?;
+    let (mut equality, mut lo, mut hi) = (false, 0i64, 0i64);
+    let (ep, lp, hp) = (
+        &mut equality as *mut bool,
+        &mut lo as *mut i64,
+        &mut hi as *mut i64,
+    );
+    // SAFETY: as above; the outputs outlive the call.
+    let constant = guard(|| unsafe { sys::cpg_path_key_range(path, ep, lp, hp) })?;
     // A plain index scan without an equality reads every candidate block
     // itself to put its tuples in key order, then the executor fetches from
     // them again, in key order rather than block order (scan.rs). Only the
@@ -58,10 +64,6 @@ fn estimate(
     // Both scans of a range read whole candidate blocks (the bitmap is
     // lossy), so their share of the table is the fraction of rows the scan
     // handles; statistics can be far off at the ends of the key range.
-    let (mut lo, mut hi) = (0i64, 0i64);
-    let (lp, hp) = (&mut lo as *mut i64, &mut hi as *mut i64);
-    // SAFETY: as above; lo/hi outlive the call.
-    let constant = guard(|| unsafe { sys::cpg_path_key_range(path, lp, hp) })?;
     // SAFETY: the path's relation.
     let heap_pages = unsafe { (*(*info).rel).pages } as f64;
     let sel = if !equality && constant && !overflowed && heap_pages >= 1.0 {
