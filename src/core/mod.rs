@@ -2,6 +2,7 @@
 //! decision can be unit-tested without a server.
 
 pub mod cost;
+pub mod directory;
 pub mod counters;
 pub mod layout;
 pub mod locator;
