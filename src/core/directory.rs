@@ -502,7 +502,9 @@ impl Directory {
             return Err(LayoutError::Corrupt("metapage over capacity"));
         }
         if self.root.first().map(|e| e.lo) != Some(i64::MIN) {
-            return Err(LayoutError::Corrupt("first entry must start at the lowest key"));
+            return Err(LayoutError::Corrupt(
+                "first entry must start at the lowest key",
+            ));
         }
         if self.root.windows(2).any(|w| w[0].lo >= w[1].lo) {
             return Err(LayoutError::Corrupt("directory not sorted by key"));
@@ -817,7 +819,11 @@ mod tests {
         }
         // Every directory page but the last is full (60 entries in 6 pages
         // + 1 metapage entry's worth), not half full.
-        let lens: Vec<usize> = d.root.iter().map(|r| d.pages[&r.blkno].entries.len()).collect();
+        let lens: Vec<usize> = d
+            .root
+            .iter()
+            .map(|r| d.pages[&r.blkno].entries.len())
+            .collect();
         assert!(lens[..lens.len() - 1].iter().all(|&l| l >= 9), "{lens:?}");
         assert_eq!(plan_room(0, 3, 0, 0, 1, caps), Room::Fits);
         assert_eq!(plan_room(0, 10, 9, 0, 10, caps), Room::Grow { at: 9 });

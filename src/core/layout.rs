@@ -527,7 +527,9 @@ impl Meta {
         let key_type =
             KeyType::from_u32(h.key_type).ok_or(LayoutError::Corrupt("unknown key type"))?;
         if h.dir_levels > MAX_DIR_LEVELS {
-            return Err(LayoutError::Corrupt("directory deeper than this build reads"));
+            return Err(LayoutError::Corrupt(
+                "directory deeper than this build reads",
+            ));
         }
         let n_dir = h.n_dir as usize;
         if n_dir > Self::DIR_CAPACITY {
@@ -705,11 +707,15 @@ impl DirPage {
 pub(crate) fn dir_page_header(buf: &[u8]) -> Result<usize, LayoutError> {
     check_magic_version(buf, DIR_MAGIC)?;
     if buf.len() < DirPageHeader::SIZE {
-        return Err(LayoutError::Corrupt("directory page shorter than its header"));
+        return Err(LayoutError::Corrupt(
+            "directory page shorter than its header",
+        ));
     }
     let h = DirPageHeader::read(buf);
     if h.level != 0 {
-        return Err(LayoutError::Corrupt("directory page level unknown to this build"));
+        return Err(LayoutError::Corrupt(
+            "directory page level unknown to this build",
+        ));
     }
     let n = h.n_dir as usize;
     if n == 0 {

@@ -2,8 +2,8 @@
 //! decision can be unit-tested without a server.
 
 pub mod cost;
-pub mod directory;
 pub mod counters;
+pub mod directory;
 pub mod layout;
 pub mod locator;
 pub mod options;

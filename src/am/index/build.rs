@@ -240,7 +240,12 @@ fn write_new_map(index: sys::Relation, mut meta: Meta, pages: &[SegPage]) -> PgR
     let first_dir_blkno = pages.len() as u32 + 1;
     let (levels, mut root, dir_pages) =
         layout_directory(leaves, map::dir_caps(), DIR_PAGE_FILL, first_dir_blkno).ok_or_else(
-            || PgError::new(codes::INTERNAL_ERROR, "directory checked to fit".to_string()),
+            || {
+                PgError::new(
+                    codes::INTERNAL_ERROR,
+                    "directory checked to fit".to_string(),
+                )
+            },
         )?;
     let mut dbufs = Vec::with_capacity(dir_pages.len());
     for r in root.iter_mut().take(dir_pages.len()) {

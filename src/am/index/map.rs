@@ -297,7 +297,14 @@ fn locate_exclusive(
     };
     let (seg_buf, seg) = read_seg(index, blkno, Lock::Exclusive)?;
     let disk = meta.clone();
-    Ok((meta_buf, meta, DirCtx { page, pos, disk }, seg_buf, seg, page_hi))
+    Ok((
+        meta_buf,
+        meta,
+        DirCtx { page, pos, disk },
+        seg_buf,
+        seg,
+        page_hi,
+    ))
 }
 
 /// Makes room in the level listing segment pages for one more entry, after
@@ -367,8 +374,7 @@ fn ensure_dir_room(
             let (dir_buf, dir_page, rp) = ctx.page.take().expect("depth 1 has a page");
             let new_buf = LockedBuffer::extend(index)?;
             let mut img = ctx.disk.clone();
-            let (lower, upper) =
-                split_dir_page(&dir_page, at, &mut img.dir, rp, new_buf.blkno());
+            let (lower, upper) = split_dir_page(&dir_page, at, &mut img.dir, rp, new_buf.blkno());
             let mut x = XLogRecord::start(index)?;
             write_dir(x.register(&new_buf, true)?, &upper)?;
             write_dir(x.register(&dir_buf, false)?, &lower)?;
@@ -946,7 +952,13 @@ pub fn directory_shape(index: sys::Relation) -> PgResult<(u32, usize, usize, usi
     } else {
         meta.dir.len()
     };
-    Ok((meta.dir_levels, meta.dir.len(), dir_pages, leaves, overflowed))
+    Ok((
+        meta.dir_levels,
+        meta.dir.len(),
+        dir_pages,
+        leaves,
+        overflowed,
+    ))
 }
 
 /// The segment owning `key` (a copy) and its exclusive upper bound.
