@@ -17,6 +17,7 @@
 #include "nodes/pathnodes.h"
 #include "storage/bufmgr.h"
 #include "utils/rel.h"
+#include "utils/guc.h"
 
 #include "cpg.h"
 
@@ -79,11 +80,28 @@ cpg_check_for_interrupts(void)
 	CHECK_FOR_INTERRUPTS();
 }
 
+/*
+ * clustered_pg.debug_dir_capacity: a developer setting (superuser only)
+ * that lowers how many entries the metapage and a directory page take
+ * before the segment directory grows a level or splits a directory page,
+ * so tests reach a two-level directory with a small table. 0 (default) =
+ * the real capacities. Read by src/am/index/map.rs dir_caps().
+ */
+extern int cpg_debug_dir_capacity;
+int			cpg_debug_dir_capacity = 0;
+
 void
 _PG_init(void)
 {
 	CpgStatus	st = {0};
 
+	DefineCustomIntVariable("clustered_pg.debug_dir_capacity",
+							"Developer setting: lowers the capacity of the segment directory's pages (0 = real capacity).",
+							"Only for testing the two-level directory with small tables.",
+							&cpg_debug_dir_capacity,
+							0, 0, 100000,
+							PGC_SUSET, 0,
+							NULL, NULL, NULL);
 	rs_init(&st);
 	cpg_index_am_init();
 	cpg_table_am_init();
@@ -105,6 +123,7 @@ _PG_init(void)
 CPG_SQL_FUNCTION(version)
 CPG_SQL_FUNCTION(observability)
 CPG_SQL_FUNCTION(verify)
+CPG_SQL_FUNCTION(directory_stats)
 
 CPG_SQL_FUNCTION(locator_in)
 CPG_SQL_FUNCTION(locator_out)

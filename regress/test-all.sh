@@ -36,6 +36,7 @@ STEPS=(
     "dump-restore       test   main"
     "walcheck-installcheck test walcheck"
     "crash-recovery     test   walcheck"
+    "crash-directory    test   walcheck"
 )
 # Environment of the cluster of each group (runs in a subshell just before
 # regress/with-cluster.sh; see that script for the PGCLUSTER_* knobs).
@@ -66,6 +67,7 @@ step_cmd() {
         walcheck-installcheck) rm -f regression.diffs
                            make installcheck PG_CONFIG="$PG_CONFIG" ;;
         crash-recovery)    regress/crash-recovery.sh ;;
+        crash-directory)   regress/crash-directory.sh ;;
         *) echo "test-all.sh: unknown step '$1'" >&2; return 1 ;;
     esac
 }

@@ -251,6 +251,17 @@ CREATE FUNCTION @extschema@.segment_map_stats(relation regclass,
     RETURNS SETOF record ROWS 1
     AS 'MODULE_PATHNAME', 'cpg_segment_map_stats' LANGUAGE C VOLATILE;
 
+-- Shape of the segment directory (docs/architecture.md "Storage"): depth
+-- (0 = the metapage lists the segment pages, 1 = it lists directory pages),
+-- metapage entries, directory pages, segment pages, how many segment pages
+-- the directory can address with the current settings, overflow flag.
+CREATE FUNCTION @extschema@.directory_stats(relation regclass,
+    OUT directory_levels integer, OUT root_entries integer,
+    OUT directory_pages bigint, OUT segment_pages bigint,
+    OUT segment_pages_addressable bigint, OUT overflowed boolean)
+    RETURNS SETOF record ROWS 1
+    AS 'MODULE_PATHNAME', 'cpg_directory_stats' LANGUAGE C VOLATILE;
+
 CREATE FUNCTION @extschema@.segment_map_count_repack_due(relation regclass)
     RETURNS bigint
     AS 'MODULE_PATHNAME', 'cpg_segment_map_count_repack_due' LANGUAGE C VOLATILE;

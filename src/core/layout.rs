@@ -28,6 +28,12 @@ pub const CONTENT_SIZE: usize = BLCKSZ - PAGE_HEADER_SIZE - SPECIAL_SIZE;
 pub const META_MAGIC: u32 = 0x4350_4B4D;
 /// "CPKS": segment page.
 pub const SEG_MAGIC: u32 = 0x4350_4B53;
+/// "CPKD": directory page (second directory level, see [`DirPage`]).
+pub const DIR_MAGIC: u32 = 0x4350_4B44;
+/// Deepest directory this build reads and writes: 0 = the metapage lists
+/// the segment pages, 1 = the metapage lists directory pages that list the
+/// segment pages.
+pub const MAX_DIR_LEVELS: u32 = 1;
 /// Bumped whenever the byte layout changes; old indexes then need REINDEX.
 pub const LAYOUT_VERSION: u32 = 1;
 
@@ -152,7 +158,13 @@ pub struct MetaHeader {
     pub next_segment_id: i64,
     pub total_rows: i64,
     pub n_dir: u32,
-    pub pad2: u32,
+    /// Depth of the directory: 0 = the `n_dir` entries after the header
+    /// point to segment pages, 1 = they point to directory pages
+    /// ([`DirPage`]) whose entries point to segment pages. This was the
+    /// always-zero padding word `pad2` before the second level existed, so
+    /// every index written before reads as depth 0, byte for byte unchanged,
+    /// and LAYOUT_VERSION did not need a bump (no REINDEX on upgrade).
+    pub dir_levels: u32,
 }
 const _: () = assert!(size_of::<MetaHeader>() == 80);
 
@@ -177,7 +189,7 @@ impl MetaHeader {
             next_segment_id: get_i64(b, offset_of!(MetaHeader, next_segment_id)),
             total_rows: get_i64(b, offset_of!(MetaHeader, total_rows)),
             n_dir: get_u32(b, offset_of!(MetaHeader, n_dir)),
-            pad2: get_u32(b, offset_of!(MetaHeader, pad2)),
+            dir_levels: get_u32(b, offset_of!(MetaHeader, dir_levels)),
         }
     }
 
@@ -216,12 +228,14 @@ impl MetaHeader {
         );
         put_i64(b, offset_of!(MetaHeader, total_rows), self.total_rows);
         put_u32(b, offset_of!(MetaHeader, n_dir), self.n_dir);
-        put_u32(b, offset_of!(MetaHeader, pad2), self.pad2);
+        put_u32(b, offset_of!(MetaHeader, dir_levels), self.dir_levels);
     }
 }
 
 /// Directory entry: segment page `blkno` is responsible for keys
-/// `[lo, next entry's lo)`; the first entry's `lo` is `i64::MIN`.
+/// `[lo, next entry's lo)`; the first entry's `lo` is `i64::MIN`. In the
+/// metapage of a depth-1 directory the entry points to a directory page
+/// instead, and `nsegs` counts that page's entries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(C)]
 pub struct DirEntry {
@@ -420,8 +434,12 @@ pub struct Meta {
     pub next_segment_id: i64,
     /// Estimate; exact after build, VACUUM or repack.
     pub total_rows: i64,
-    /// Segment pages sorted by `lo`; `dir[0].lo == i64::MIN` when non-empty.
+    /// The root directory, sorted by `lo`; `dir[0].lo == i64::MIN` when
+    /// non-empty. Entries point to segment pages at depth 0 and to
+    /// directory pages at depth 1 (`dir_levels`).
     pub dir: Vec<DirEntry>,
+    /// Depth of the directory, 0 or 1 (see [`MetaHeader::dir_levels`]).
+    pub dir_levels: u32,
 }
 
 /// Alias matching the page-kind naming used elsewhere.
@@ -443,6 +461,7 @@ impl Meta {
             next_segment_id: 1,
             total_rows: 0,
             dir: Vec::new(),
+            dir_levels: 0,
         }
     }
 
@@ -487,7 +506,7 @@ impl Meta {
             next_segment_id: self.next_segment_id,
             total_rows: self.total_rows,
             n_dir: self.dir.len() as u32,
-            pad2: 0,
+            dir_levels: self.dir_levels,
         }
         .write(buf);
         let mut off = MetaHeader::SIZE;
@@ -507,6 +526,11 @@ impl Meta {
         let h = MetaHeader::read(buf);
         let key_type =
             KeyType::from_u32(h.key_type).ok_or(LayoutError::Corrupt("unknown key type"))?;
+        if h.dir_levels > MAX_DIR_LEVELS {
+            return Err(LayoutError::Corrupt(
+                "directory deeper than this build reads",
+            ));
+        }
         let n_dir = h.n_dir as usize;
         if n_dir > Self::DIR_CAPACITY {
             return Err(LayoutError::Corrupt("directory larger than a page"));
@@ -543,6 +567,7 @@ impl Meta {
             next_segment_id: h.next_segment_id,
             total_rows: h.total_rows,
             dir,
+            dir_levels: h.dir_levels,
         })
     }
 }
@@ -569,6 +594,137 @@ pub(crate) fn check_magic_version(buf: &[u8], magic: u32) -> Result<(), LayoutEr
         return Err(LayoutError::UnknownVersion { found });
     }
     Ok(())
+}
+
+// ---------------------------------------------------------------------------
+// Directory pages (second directory level).
+
+/// Fixed part of a directory page, followed by `n_dir` [`DirEntry`]s
+/// pointing to segment pages, sorted by `lo`. The page owns the key
+/// interval of the metapage entry pointing to it; its first entry's `lo`
+/// equals that entry's `lo`, and entry i owns `[lo_i, lo_{i+1})` (the last
+/// one up to the next metapage entry's `lo`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(C)]
+pub struct DirPageHeader {
+    pub magic: u32,
+    pub layout_version: u32,
+    pub n_dir: u32,
+    /// Level of the entries' targets: 0 = segment pages (the only value
+    /// written today; room for deeper directories without a new format).
+    pub level: u32,
+}
+const _: () = assert!(size_of::<DirPageHeader>() == 16);
+
+impl DirPageHeader {
+    pub const SIZE: usize = size_of::<DirPageHeader>();
+
+    pub(crate) fn read(b: &[u8]) -> DirPageHeader {
+        DirPageHeader {
+            magic: get_u32(b, offset_of!(DirPageHeader, magic)),
+            layout_version: get_u32(b, offset_of!(DirPageHeader, layout_version)),
+            n_dir: get_u32(b, offset_of!(DirPageHeader, n_dir)),
+            level: get_u32(b, offset_of!(DirPageHeader, level)),
+        }
+    }
+
+    fn write(&self, b: &mut [u8]) {
+        put_u32(b, offset_of!(DirPageHeader, magic), self.magic);
+        put_u32(
+            b,
+            offset_of!(DirPageHeader, layout_version),
+            self.layout_version,
+        );
+        put_u32(b, offset_of!(DirPageHeader, n_dir), self.n_dir);
+        put_u32(b, offset_of!(DirPageHeader, level), self.level);
+    }
+}
+
+/// Owned form of a directory page.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct DirPage {
+    /// Sorted by `lo`, never empty on a valid page.
+    pub entries: Vec<DirEntry>,
+}
+
+impl DirPage {
+    /// Entries that fit after the header.
+    pub const CAPACITY: usize = (CONTENT_SIZE - DirPageHeader::SIZE) / DirEntry::SIZE;
+
+    pub fn encoded_len(&self) -> usize {
+        DirPageHeader::SIZE + self.entries.len() * DirEntry::SIZE
+    }
+
+    pub fn fits(&self) -> bool {
+        self.entries.len() <= Self::CAPACITY
+    }
+
+    /// Writes the page content into `buf`, zeroing the rest; returns the
+    /// bytes in use.
+    pub fn encode_into(&self, buf: &mut [u8]) -> Result<usize, Full> {
+        let needed = self.encoded_len();
+        let available = buf.len().min(CONTENT_SIZE);
+        if needed > available {
+            return Err(Full { needed, available });
+        }
+        DirPageHeader {
+            magic: DIR_MAGIC,
+            layout_version: LAYOUT_VERSION,
+            n_dir: self.entries.len() as u32,
+            level: 0,
+        }
+        .write(buf);
+        let mut off = DirPageHeader::SIZE;
+        for d in &self.entries {
+            d.write(&mut buf[off..]);
+            off += DirEntry::SIZE;
+        }
+        buf[off..].fill(0);
+        Ok(off)
+    }
+
+    /// Decodes and checks the structure: entries sorted, none pointing to
+    /// the metapage or to an empty segment page.
+    pub fn decode(buf: &[u8]) -> Result<DirPage, LayoutError> {
+        let n = dir_page_header(buf)?;
+        let entries: Vec<DirEntry> = (0..n)
+            .map(|i| DirEntry::read(&buf[DirPageHeader::SIZE + i * DirEntry::SIZE..]))
+            .collect();
+        if entries.windows(2).any(|w| w[0].lo >= w[1].lo) {
+            return Err(LayoutError::Corrupt("directory page not sorted by key"));
+        }
+        if entries.iter().any(|d| d.blkno == 0 || d.nsegs == 0) {
+            return Err(LayoutError::Corrupt(
+                "directory entry points to the metapage or an empty page",
+            ));
+        }
+        Ok(DirPage { entries })
+    }
+}
+
+/// Checks a directory page's magic, version and header; returns its number
+/// of entries (at least one, all within `buf`).
+pub(crate) fn dir_page_header(buf: &[u8]) -> Result<usize, LayoutError> {
+    check_magic_version(buf, DIR_MAGIC)?;
+    if buf.len() < DirPageHeader::SIZE {
+        return Err(LayoutError::Corrupt(
+            "directory page shorter than its header",
+        ));
+    }
+    let h = DirPageHeader::read(buf);
+    if h.level != 0 {
+        return Err(LayoutError::Corrupt(
+            "directory page level unknown to this build",
+        ));
+    }
+    let n = h.n_dir as usize;
+    if n == 0 {
+        return Err(LayoutError::Corrupt("directory page without entries"));
+    }
+    if n > DirPage::CAPACITY || buf.len() < DirPageHeader::SIZE + n * DirEntry::SIZE {
+        return Err(LayoutError::Corrupt("directory page entries truncated"));
+    }
+    Ok(n)
 }
 
 // ---------------------------------------------------------------------------

@@ -3,6 +3,7 @@
 
 pub mod cost;
 pub mod counters;
+pub mod directory;
 pub mod layout;
 pub mod locator;
 pub mod options;

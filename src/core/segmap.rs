@@ -14,8 +14,8 @@ use std::fmt;
 use std::mem::offset_of;
 
 use super::layout::{
-    get_i64, get_u32, put_u32, DirEntry, LayoutError, Listing, Meta, MetaHeader, SegHeader,
-    SegPage, SegPageHeader, Segment, CONTENT_SIZE,
+    get_i64, get_u32, put_u32, DirEntry, LayoutError, Listing, Meta, SegHeader, SegPage,
+    SegPageHeader, Segment, CONTENT_SIZE,
 };
 
 /// Index of the directory entry (segment page) responsible for `key`.
@@ -717,7 +717,11 @@ impl std::error::Error for MapError {}
 
 /// The whole map in memory: directory and its pages (`pages[i]` is the page
 /// of `dir[i]`). Used by tests, `verify()`-style checks and as the reference
-/// recipe for what `am/` does page by page.
+/// recipe for what `am/` does page by page. `dir` is the flat list of
+/// segment pages (what `read_all` returns at any depth); how that list is
+/// stored in one or two levels, and when it grows, is modelled by
+/// [`crate::core::directory::Directory`]. `split_page` keeps the one-level
+/// limit so the model's tests stay small.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SegMap {
     pub dir: Vec<DirEntry>,
@@ -980,52 +984,6 @@ pub fn covered_in_place(buf: &[u8], key: i64, blkno: u32) -> Result<(i64, i64, b
             && Listing::read(&buf[at..]).contains(key)
     });
     Ok((h.segment_id, h.row_count, covered))
-}
-
-/// Where the insert paths look `key` up, read from the encoded metapage
-/// without decoding its directory: `(flags, page)` with `page` = the
-/// directory position, block and upper key bound (the next entry's `lo`) of
-/// the segment page owning `key`, None for an empty directory. Checks what
-/// it reads; [`Meta::decode`] checks the whole page.
-pub type DirHit = (usize, u32, Option<i64>);
-
-pub fn dir_lookup_in_place(buf: &[u8], key: i64) -> Result<(u32, Option<DirHit>), LayoutError> {
-    super::layout::check_magic_version(buf, super::layout::META_MAGIC)?;
-    if buf.len() < MetaHeader::SIZE {
-        return Err(LayoutError::Corrupt("metapage shorter than its header"));
-    }
-    let flags = get_u32(buf, offset_of!(MetaHeader, flags));
-    let n = get_u32(buf, offset_of!(MetaHeader, n_dir)) as usize;
-    if n > Meta::DIR_CAPACITY || buf.len() < MetaHeader::SIZE + n * DirEntry::SIZE {
-        return Err(LayoutError::Corrupt("metapage directory truncated"));
-    }
-    let at = |i: usize| MetaHeader::SIZE + i * DirEntry::SIZE;
-    let lo = |i: usize| get_i64(buf, at(i) + offset_of!(DirEntry, lo));
-    if n == 0 {
-        return Ok((flags, None));
-    }
-    // partition_point(lo <= key) - 1, as find_page.
-    let (mut a, mut b) = (0usize, n);
-    while a < b {
-        let m = a + (b - a) / 2;
-        if lo(m) <= key {
-            a = m + 1;
-        } else {
-            b = m;
-        }
-    }
-    let i = a.saturating_sub(1);
-    let blkno = get_u32(buf, at(i) + offset_of!(DirEntry, blkno));
-    if blkno == 0 {
-        return Err(LayoutError::Corrupt(
-            "directory entry points to the metapage or an empty page",
-        ));
-    }
-    let hi = (i + 1 < n).then(|| lo(i + 1));
-    if hi.is_some_and(|h| h <= lo(i)) {
-        return Err(LayoutError::Corrupt("directory not sorted by key"));
-    }
-    Ok((flags, Some((i, blkno, hi))))
 }
 
 /// Adds `rows` to the row count of the segment owning `key` on the encoded
@@ -1538,11 +1496,19 @@ mod tests {
     }
 
     #[test]
-    fn dir_lookup_in_place_matches_find_page() {
+    fn meta_lookup_in_place_matches_find_page() {
+        use crate::core::directory::{meta_lookup_in_place, MetaHit, Slot};
         let mut meta = Meta::new(crate::core::layout::KeyType::Int8, "0.1.0");
         let mut buf = vec![0u8; CONTENT_SIZE];
         meta.encode_into(&mut buf).unwrap();
-        assert_eq!(dir_lookup_in_place(&buf, 5).unwrap(), (meta.flags, None));
+        assert_eq!(
+            meta_lookup_in_place(&buf, 5).unwrap(),
+            MetaHit {
+                flags: meta.flags,
+                levels: 0,
+                slot: None
+            }
+        );
         meta.flags = 1;
         meta.dir = (0..300i64)
             .map(|i| DirEntry {
@@ -1566,15 +1532,24 @@ mod tests {
             i64::MAX,
         ] {
             let i = find_page(&meta.dir, key);
-            let want = (i, meta.dir[i].blkno, meta.dir.get(i + 1).map(|d| d.lo));
+            let want = Slot {
+                pos: i,
+                blkno: meta.dir[i].blkno,
+                lo: meta.dir[i].lo,
+                hi: meta.dir.get(i + 1).map(|d| d.lo),
+            };
             assert_eq!(
-                dir_lookup_in_place(&buf, key).unwrap(),
-                (1, Some(want)),
+                meta_lookup_in_place(&buf, key).unwrap(),
+                MetaHit {
+                    flags: 1,
+                    levels: 0,
+                    slot: Some(want)
+                },
                 "{key}"
             );
         }
         buf[0] ^= 0xFF;
-        assert!(dir_lookup_in_place(&buf, 0).is_err());
+        assert!(meta_lookup_in_place(&buf, 0).is_err());
     }
 
     #[test]

@@ -112,3 +112,9 @@ extern "C" {
     /// ereport(WARNING) with a message and a hint.
     pub fn cpg_warning(message: *const core::ffi::c_char, hint: *const core::ffi::c_char);
 }
+
+extern "C" {
+    /// The developer GUC `clustered_pg.debug_dir_capacity` (csrc/shim.c):
+    /// 0, or the lowered capacity of both directory levels.
+    pub static cpg_debug_dir_capacity: core::ffi::c_int;
+}

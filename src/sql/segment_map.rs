@@ -12,7 +12,7 @@ use crate::am::index::map;
 use crate::core::counters::{bump, Counter};
 use crate::core::locator::Locator;
 use crate::core::seedapi::{build_fault, repack_due, segment_rows, stats};
-use crate::pg::buffer::{Lock, LockedBuffer, XLogRecord};
+use crate::pg::buffer::{Lock, XLogRecord};
 use crate::pg::datum::{fixed_datum, from_bool, from_i32, from_i64, to_i64, Args};
 use crate::pg::error::{check_for_interrupts, codes, guard, CpgStatus, PgError, PgResult};
 use crate::pg::heap;
@@ -265,10 +265,14 @@ pub extern "C" fn rs_segment_map_touch(fcinfo: FunctionCallInfo, st: *mut CpgSta
         }
         // Metapage shared, then the segment page exclusive (map.rs order).
         let now = map::now();
-        let (meta_buf, meta) = map::read_meta(ir, Lock::Share)?;
-        let pi = crate::core::segmap::find_page(&meta.dir, r.minor_from);
-        let seg_buf = LockedBuffer::read(ir, meta.dir[pi].blkno, Lock::Exclusive)?;
-        drop(meta_buf);
+        let map::Located::Seg(loc) = map::locate_with(ir, r.minor_from, Lock::Exclusive, false)?
+        else {
+            return Err(PgError::new(
+                codes::INDEX_CORRUPTED,
+                format!("{func}: the index has an empty segment directory"),
+            ));
+        };
+        let seg_buf = loc.buf;
         let mut page = map::decode_seg(ir, seg_buf.page())?;
         let Some(seg) = page.segs.iter_mut().find(|s| s.id == major) else {
             return Err(PgError::new(

@@ -4,8 +4,9 @@
 //! lets `core::segmap::build_pages_with` cut segments and exact per-block
 //! zones; the pages are then written as full-page GenericXLog images.
 
-use crate::am::index::map::{self, write_meta, write_seg};
+use crate::am::index::map::{self, write_dir, write_meta, write_seg};
 use crate::core::counters::{bump, Counter};
+use crate::core::directory::layout_directory;
 use crate::core::layout::{
     DirEntry, KeyType, Meta, SegPage, BLCKSZ, META_FLAG_HAS_NULLS, META_FLAG_OVERFLOW,
 };
@@ -204,8 +205,14 @@ fn overflow_warning(index: sys::Relation, why: &str) -> PgResult<()> {
     )
 }
 
-/// Writes the metapage at block 0 and the segment pages after it, as
-/// full-page images, up to four per WAL record.
+/// Directory page fill at build: room for later segment page splits.
+const DIR_PAGE_FILL: f64 = 0.9;
+
+/// Writes the metapage at block 0, the segment pages after it and, when
+/// their entries do not fit the metapage (`meta.dir` holds every segment
+/// page's entry on entry), the directory pages after those (depth 1), as
+/// full-page images, up to four per WAL record. The metapage goes last:
+/// until it is written nothing points to the other pages.
 fn write_new_map(index: sys::Relation, mut meta: Meta, pages: &[SegPage]) -> PgResult<()> {
     let meta_buf = LockedBuffer::extend(index)?;
     if meta_buf.blkno() != map::META_BLKNO {
@@ -229,6 +236,33 @@ fn write_new_map(index: sys::Relation, mut meta: Meta, pages: &[SegPage]) -> PgR
         crate::pg::error::check_for_interrupts()?;
     }
     drop(bufs);
+    let leaves = std::mem::take(&mut meta.dir);
+    let first_dir_blkno = pages.len() as u32 + 1;
+    let (levels, mut root, dir_pages) =
+        layout_directory(leaves, map::dir_caps(), DIR_PAGE_FILL, first_dir_blkno).ok_or_else(
+            || {
+                PgError::new(
+                    codes::INTERNAL_ERROR,
+                    "directory checked to fit".to_string(),
+                )
+            },
+        )?;
+    let mut dbufs = Vec::with_capacity(dir_pages.len());
+    for r in root.iter_mut().take(dir_pages.len()) {
+        let b = LockedBuffer::extend(index)?;
+        r.blkno = b.blkno();
+        dbufs.push(b);
+    }
+    for (chunk_b, chunk_p) in dbufs.chunks(4).zip(dir_pages.chunks(4)) {
+        let mut x = XLogRecord::start(index)?;
+        for (b, p) in chunk_b.iter().zip(chunk_p) {
+            write_dir(x.register(b, true)?, p)?;
+        }
+        x.finish()?;
+    }
+    drop(dbufs);
+    meta.dir = root;
+    meta.dir_levels = levels;
     let mut x = XLogRecord::start(index)?;
     write_meta(x.register(&meta_buf, true)?, &meta)?;
     x.finish()
@@ -263,13 +297,17 @@ fn build(
             now,
         },
     );
+    let caps = map::dir_caps();
     let built = match built {
-        Ok((pages, dir)) if dir.len() <= Meta::DIR_CAPACITY => Some((pages, dir)),
+        // Only the count matters here (blocks are assigned when written).
+        Ok((pages, dir)) if layout_directory(dir.clone(), caps, DIR_PAGE_FILL, 1).is_some() => {
+            Some((pages, dir))
+        }
         Ok((_, dir)) => {
             let why = format!(
-                "{} segment pages needed, {} fit",
+                "{} segment pages needed, the directory addresses {}",
                 dir.len(),
-                Meta::DIR_CAPACITY
+                caps.max_segment_pages()
             );
             overflow_warning(index, &why)?;
             None

@@ -1,20 +1,28 @@
 //! Reading and changing the index's pages under the right locks.
 //!
-//! Lock order is always metapage, then segment page. Lookups and plain
-//! inserts hold the metapage shared only while they find their segment
-//! page; structural changes (page and segment splits) hold it exclusively,
-//! so nobody ever sees a half-written directory.
+//! Lock order is always metapage, then (at directory depth 1) directory
+//! page, then segment page; every reader and writer finds its segment page
+//! through [`locate`] (or [`locate_exclusive`] for structural changes).
+//! Lookups and plain inserts hold each upper page shared only until the
+//! page below is locked; structural changes (page and segment splits,
+//! directory page splits, growing the directory a level) hold the metapage
+//! exclusively for their whole duration, so nobody ever sees a half-written
+//! directory.
 
 use crate::core::counters::{bump, Counter};
+use crate::core::directory::{
+    check_dir_page, dir_page_lookup_in_place, grow_root, meta_lookup_in_place, plan_room,
+    split_dir_page, DirCaps, MetaHit, Room,
+};
 use crate::core::layout::{
-    DirEntry, LayoutError, Listing, Meta, SegPage, Segment, BLCKSZ, CONTENT_SIZE,
+    DirEntry, DirPage, LayoutError, Listing, Meta, SegPage, Segment, BLCKSZ, CONTENT_SIZE,
     META_FLAG_OVERFLOW, PAGE_HEADER_SIZE,
 };
 use crate::core::ordered::Zone;
 use crate::core::pending::{group_by_page, PendingRows};
 use crate::core::segmap::{
-    add_rows_in_place, covered_in_place, dir_lookup_in_place, find_page, pick_split_key,
-    record_in_place, segment_in_place, Recorded,
+    add_rows_in_place, covered_in_place, find_page, pick_split_key, record_in_place,
+    segment_in_place, Recorded,
 };
 use crate::pg::buffer::{Lock, LockedBuffer, XLogRecord};
 use crate::pg::error::{codes, guard, PgError, PgResult};
@@ -25,6 +33,7 @@ pub const META_BLKNO: u32 = 0;
 /// Page kinds, stored in the special area so a foreign page is recognised.
 pub const KIND_META: u32 = 0x434D_0001;
 pub const KIND_SEG: u32 = 0x434D_0002;
+pub const KIND_DIR: u32 = 0x434D_0003;
 
 const SPECIAL_OFFSET: usize = BLCKSZ - 8;
 
@@ -72,6 +81,22 @@ pub fn write_seg(page: &mut [u8], seg: &SegPage) -> PgResult<()> {
     })
 }
 
+pub fn write_dir(page: &mut [u8], dir: &DirPage) -> PgResult<()> {
+    init_page(page, KIND_DIR, |c| {
+        dir.encode_into(c).expect("directory page checked to fit")
+    })
+}
+
+/// Capacities of the directory levels: the real ones, or those lowered by
+/// the developer GUC `clustered_pg.debug_dir_capacity` (csrc/shim.c) so
+/// tests reach depth 1 with a small table. They drive decisions only
+/// (when to grow or split); decoding always accepts the real capacities.
+pub fn dir_caps() -> DirCaps {
+    // SAFETY: a plain int GUC variable of the shim, read in the backend's
+    // own thread.
+    DirCaps::lowered(unsafe { sys::cpg_debug_dir_capacity })
+}
+
 fn corrupt(index: sys::Relation, what: &str, e: LayoutError) -> PgError {
     PgError::new(
         codes::INDEX_CORRUPTED,
@@ -110,20 +135,289 @@ pub fn decode_seg(index: sys::Relation, page: &[u8]) -> PgResult<SegPage> {
     SegPage::decode(content(page)).map_err(|e| corrupt(index, "segment page", e))
 }
 
-/// The metapage's flags and the directory entry owning `key`, read in
+fn check_dir_kind(index: sys::Relation, page: &[u8]) -> PgResult<()> {
+    if page_kind(page) != KIND_DIR {
+        return Err(corrupt(
+            index,
+            "directory page",
+            LayoutError::Corrupt("wrong page kind"),
+        ));
+    }
+    Ok(())
+}
+
+pub fn decode_dir(index: sys::Relation, page: &[u8]) -> PgResult<DirPage> {
+    check_dir_kind(index, page)?;
+    DirPage::decode(content(page)).map_err(|e| corrupt(index, "directory page", e))
+}
+
+/// The metapage's flags, depth and the root entry owning `key`, read in
 /// place (the insert paths run once per tuple; decoding the directory is
 /// for the paths that change it).
-fn lookup_meta(
-    index: sys::Relation,
-    meta_buf: &LockedBuffer,
-    key: i64,
-) -> PgResult<(u32, Option<crate::core::segmap::DirHit>)> {
+fn lookup_meta(index: sys::Relation, meta_buf: &LockedBuffer, key: i64) -> PgResult<MetaHit> {
     let page = meta_buf.page();
     if page_kind(page) != KIND_META {
         // decode_meta words the error.
         decode_meta(index, page)?;
     }
-    dir_lookup_in_place(content(page), key).map_err(|e| corrupt(index, "metapage", e))
+    meta_lookup_in_place(content(page), key).map_err(|e| corrupt(index, "metapage", e))
+}
+
+/// The segment page owning a key, locked, and the key interval it owns:
+/// `[lo, hi)`, `hi` None = unbounded.
+pub struct SegLoc {
+    pub buf: LockedBuffer,
+    pub lo: i64,
+    pub hi: Option<i64>,
+}
+
+/// What [`locate`] found.
+pub enum Located {
+    /// The map overflowed: every heap block is a candidate.
+    Overflow,
+    /// The directory is empty (never written by this code; tolerated by
+    /// scans, an error for writers).
+    Empty,
+    Seg(SegLoc),
+}
+
+/// THE lookup of the map: key -> segment page, with lock coupling. The
+/// metapage is locked shared and read in place; at depth 1 the directory
+/// page it points to is locked shared before the metapage is released and
+/// read in place; the segment page is locked with `lock` before the upper
+/// page is released. Cost: metapage + segment page at depth 0 (the point
+/// lookup bound), one directory page more at depth 1.
+pub fn locate(index: sys::Relation, key: i64, lock: Lock) -> PgResult<Located> {
+    locate_with(index, key, lock, true)
+}
+
+/// [`locate`]; with `honor_overflow` false an overflowed map is descended
+/// like any other.
+pub fn locate_with(
+    index: sys::Relation,
+    key: i64,
+    lock: Lock,
+    honor_overflow: bool,
+) -> PgResult<Located> {
+    let meta_buf = LockedBuffer::read(index, META_BLKNO, Lock::Share)?;
+    let hit = lookup_meta(index, &meta_buf, key)?;
+    if honor_overflow && hit.flags & META_FLAG_OVERFLOW != 0 {
+        return Ok(Located::Overflow);
+    }
+    let Some(root) = hit.slot else {
+        return Ok(Located::Empty);
+    };
+    let (upper, leaf) = if hit.levels == 0 {
+        (meta_buf, root)
+    } else {
+        let dir_buf = LockedBuffer::read(index, root.blkno, Lock::Share)?;
+        drop(meta_buf);
+        check_dir_kind(index, dir_buf.page())?;
+        let leaf = dir_page_lookup_in_place(content(dir_buf.page()), key, root.lo, root.hi)
+            .map_err(|e| corrupt(index, "directory page", e))?;
+        (dir_buf, leaf)
+    };
+    let buf = read_seg_buf(index, leaf.blkno, lock)?;
+    drop(upper);
+    Ok(Located::Seg(SegLoc {
+        buf,
+        lo: leaf.lo,
+        hi: leaf.hi,
+    }))
+}
+
+/// Where a structural change works: at depth 1 the directory page holding
+/// the segment page's entry (exclusively locked, decoded) and its position
+/// in the metapage; `pos` is the entry's position in the level that lists
+/// segment pages (the metapage at depth 0, that directory page at depth 1).
+pub struct DirCtx {
+    page: Option<(LockedBuffer, DirPage, usize)>,
+    pos: usize,
+    /// The metapage as it is on disk: directory changes written before the
+    /// segment page's own record must not carry counters (segment ids,
+    /// counts) of a split that is not written yet.
+    disk: Meta,
+}
+
+impl DirCtx {
+    /// The entries of the level listing segment pages.
+    fn entries<'a>(&'a mut self, meta: &'a mut Meta) -> &'a mut Vec<DirEntry> {
+        match &mut self.page {
+            Some((_, p, _)) => &mut p.entries,
+            None => &mut meta.dir,
+        }
+    }
+
+    /// After a change of the directory page's entries: its count in the
+    /// metapage.
+    fn sync_root(&self, meta: &mut Meta) {
+        if let Some((_, p, rp)) = &self.page {
+            meta.dir[*rp].nsegs = p.entries.len() as u32;
+        }
+    }
+}
+
+/// [`locate`] for structural changes: the metapage exclusive (decoded, and
+/// held by the caller for the whole change), then at depth 1 the directory
+/// page exclusive, then the segment page exclusive; nothing released.
+/// Returns the segment page's exclusive upper bound too.
+#[allow(clippy::type_complexity)]
+fn locate_exclusive(
+    index: sys::Relation,
+    key: i64,
+) -> PgResult<(
+    LockedBuffer,
+    Meta,
+    DirCtx,
+    LockedBuffer,
+    SegPage,
+    Option<i64>,
+)> {
+    let (meta_buf, meta) = read_meta(index, Lock::Exclusive)?;
+    if meta.dir.is_empty() {
+        return Err(corrupt(
+            index,
+            "metapage",
+            LayoutError::Corrupt("empty directory"),
+        ));
+    }
+    let ri = find_page(&meta.dir, key);
+    let root_hi = meta.dir.get(ri + 1).map(|d| d.lo);
+    let (page, pos, blkno, page_hi) = if meta.dir_levels == 0 {
+        (None, ri, meta.dir[ri].blkno, root_hi)
+    } else {
+        let dir_buf = LockedBuffer::read(index, meta.dir[ri].blkno, Lock::Exclusive)?;
+        let dp = decode_dir(index, dir_buf.page())?;
+        check_dir_page(&dp, &meta.dir[ri], root_hi)
+            .map_err(|e| corrupt(index, "directory page", e))?;
+        let li = find_page(&dp.entries, key);
+        let hi = dp.entries.get(li + 1).map(|d| d.lo).or(root_hi);
+        let blkno = dp.entries[li].blkno;
+        (Some((dir_buf, dp, ri)), li, blkno, hi)
+    };
+    let (seg_buf, seg) = read_seg(index, blkno, Lock::Exclusive)?;
+    let disk = meta.clone();
+    Ok((
+        meta_buf,
+        meta,
+        DirCtx { page, pos, disk },
+        seg_buf,
+        seg,
+        page_hi,
+    ))
+}
+
+/// Makes room in the level listing segment pages for one more entry, after
+/// `ctx.pos` (metapage exclusive held). Returns false when the directory
+/// cannot address another segment page (the caller overflows).
+///
+/// Crash safety: each change is ONE GenericXLog record that takes the map
+/// from one consistent state to another, with at most 3 buffers:
+/// - growing from depth 0 to 1: both new directory pages (full images) and
+///   the metapage (now depth 1, pointing to them);
+/// - splitting a directory page: the new page (full image, the upper
+///   entries), the old page (the lower entries) and the metapage (the new
+///   page's entry).
+///
+/// The segment page split that needed the room is a later record (up to 4
+/// buffers: new and old segment page, directory page, metapage); a crash in
+/// between leaves a directory that lists the same segment pages, only
+/// arranged differently. Blocks extended but never logged are zero pages
+/// nothing points to.
+fn ensure_dir_room(
+    index: sys::Relation,
+    meta_buf: &LockedBuffer,
+    meta: &mut Meta,
+    ctx: &mut DirCtx,
+) -> PgResult<bool> {
+    let (root_pos, page_len) = match &ctx.page {
+        Some((_, p, rp)) => (*rp, p.entries.len()),
+        None => (0, 0),
+    };
+    let room = plan_room(
+        meta.dir_levels,
+        meta.dir.len(),
+        root_pos,
+        page_len,
+        ctx.pos + 1,
+        dir_caps(),
+    );
+    match room {
+        Room::Fits => Ok(true),
+        Room::Full => Ok(false),
+        Room::Grow { at } => {
+            let b0 = LockedBuffer::extend(index)?;
+            let b1 = LockedBuffer::extend(index)?;
+            let (pages, root) = grow_root(&ctx.disk.dir, at, [b0.blkno(), b1.blkno()]);
+            let mut img = ctx.disk.clone();
+            img.dir = root;
+            img.dir_levels = 1;
+            let mut x = XLogRecord::start(index)?;
+            write_dir(x.register(&b0, true)?, &pages[0])?;
+            write_dir(x.register(&b1, true)?, &pages[1])?;
+            write_meta(x.register(meta_buf, false)?, &img)?;
+            x.finish()?;
+            meta.dir = img.dir.clone();
+            meta.dir_levels = 1;
+            ctx.disk = img;
+            let [lower, upper] = pages;
+            ctx.page = if ctx.pos < at {
+                Some((b0, lower, 0))
+            } else {
+                ctx.pos -= at;
+                Some((b1, upper, 1))
+            };
+            bump(Counter::split);
+            Ok(true)
+        }
+        Room::SplitPage { at } => {
+            let (dir_buf, dir_page, rp) = ctx.page.take().expect("depth 1 has a page");
+            let new_buf = LockedBuffer::extend(index)?;
+            let mut img = ctx.disk.clone();
+            let (lower, upper) = split_dir_page(&dir_page, at, &mut img.dir, rp, new_buf.blkno());
+            let mut x = XLogRecord::start(index)?;
+            write_dir(x.register(&new_buf, true)?, &upper)?;
+            write_dir(x.register(&dir_buf, false)?, &lower)?;
+            write_meta(x.register(meta_buf, false)?, &img)?;
+            x.finish()?;
+            meta.dir = img.dir.clone();
+            ctx.disk = img;
+            ctx.page = if ctx.pos < at {
+                Some((dir_buf, lower, rp))
+            } else {
+                ctx.pos -= at;
+                Some((new_buf, upper, rp + 1))
+            };
+            bump(Counter::split);
+            Ok(true)
+        }
+    }
+}
+
+/// The entries of every segment page in key order, whatever the depth,
+/// for the directory pages the keys in `keys` reach (metapage held by the
+/// caller, so the directory cannot change while the copies are used).
+/// `pos(key)` is then a position in the returned list.
+fn leaves_for(
+    index: sys::Relation,
+    meta: &Meta,
+    keys: impl Iterator<Item = i64>,
+) -> PgResult<Vec<DirEntry>> {
+    if meta.dir_levels == 0 {
+        return Ok(meta.dir.clone());
+    }
+    let mut roots: Vec<usize> = keys.map(|k| find_page(&meta.dir, k)).collect();
+    roots.sort_unstable();
+    roots.dedup();
+    let mut out = Vec::new();
+    for ri in roots {
+        let b = LockedBuffer::read(index, meta.dir[ri].blkno, Lock::Share)?;
+        let dp = decode_dir(index, b.page())?;
+        check_dir_page(&dp, &meta.dir[ri], meta.dir.get(ri + 1).map(|d| d.lo))
+            .map_err(|e| corrupt(index, "directory page", e))?;
+        out.extend(dp.entries);
+    }
+    Ok(out)
 }
 
 pub fn read_meta(index: sys::Relation, lock: Lock) -> PgResult<(LockedBuffer, Meta)> {
@@ -191,35 +485,34 @@ pub struct PageZones {
 }
 
 pub fn page_zones(index: sys::Relation, key: i64, lo: i64, hi: i64) -> PgResult<PageZones> {
-    let (meta_buf, meta) = read_meta(index, Lock::Share)?;
-    if meta.flags & META_FLAG_OVERFLOW != 0 {
-        drop(meta_buf);
-        let zones = all_heap_blocks(index)?
-            .into_iter()
-            .map(|blk| Zone {
-                blk,
-                zmin: i64::MIN,
-                zmax: i64::MAX,
+    let loc = match locate(index, key, Lock::Share)? {
+        Located::Seg(l) => l,
+        Located::Empty => {
+            return Ok(PageZones {
+                zones: Vec::new(),
+                lo: i64::MIN,
+                hi: i64::MAX,
             })
-            .collect();
-        return Ok(PageZones {
-            zones,
-            lo: i64::MIN,
-            hi: i64::MAX,
-        });
-    }
-    if meta.dir.is_empty() {
-        return Ok(PageZones {
-            zones: Vec::new(),
-            lo: i64::MIN,
-            hi: i64::MAX,
-        });
-    }
-    let i = find_page(&meta.dir, key);
-    let page_lo = if i == 0 { i64::MIN } else { meta.dir[i].lo };
-    let page_hi = meta.dir.get(i + 1).map_or(i64::MAX, |d| d.lo - 1);
-    let (seg_buf, seg) = read_seg(index, meta.dir[i].blkno, Lock::Share)?;
-    drop(meta_buf);
+        }
+        Located::Overflow => {
+            return Ok(PageZones {
+                zones: all_heap_blocks(index)?
+                    .into_iter()
+                    .map(|blk| Zone {
+                        blk,
+                        zmin: i64::MIN,
+                        zmax: i64::MAX,
+                    })
+                    .collect(),
+                lo: i64::MIN,
+                hi: i64::MAX,
+            })
+        }
+    };
+    let page_lo = loc.lo;
+    let page_hi = loc.hi.map_or(i64::MAX, |h| h - 1);
+    let seg = decode_seg(index, loc.buf.page())?;
+    let seg_buf = loc.buf;
     let (qlo, qhi) = (lo.max(page_lo), hi.min(page_hi));
     let zones = seg
         .candidate_listings(qlo, qhi)
@@ -246,14 +539,18 @@ pub fn lookup_blocks_sample(index: sys::Relation) -> PgResult<(bool, f64)> {
     if meta.flags & META_FLAG_OVERFLOW != 0 {
         return Ok((true, 1.0));
     }
-    let mid = meta.dir.len() / 2;
-    let Some(d) = meta.dir.get(mid) else {
+    // The middle metapage entry's key: at depth 0 the middle segment page,
+    // at depth 1 the first segment page of the middle directory page.
+    let Some(mid_key) = meta.dir.get(meta.dir.len() / 2).map(|d| d.lo) else {
         return Ok((false, 1.0));
     };
-    let page_hi = meta.dir.get(mid + 1).map(|d| d.lo);
-    let (seg_buf, seg) = read_seg(index, d.blkno, Lock::Share)?;
     drop(meta_buf);
-    drop(seg_buf);
+    let Located::Seg(loc) = locate(index, mid_key, Lock::Share)? else {
+        return Ok((false, 1.0));
+    };
+    let page_hi = loc.hi;
+    let seg = decode_seg(index, loc.buf.page())?;
+    drop(loc);
     let per_segment: Vec<f64> = crate::core::cost::summarize(&seg, page_hi)
         .iter()
         .filter_map(|s| {
@@ -324,20 +621,17 @@ pub fn record(index: sys::Relation, key: i64, blkno: u32) -> PgResult<()> {
     // Fast path: metapage shared, segment page exclusive, the listing
     // updated in place on the WAL image (no decode of the whole page).
     {
-        let meta_buf = LockedBuffer::read(index, META_BLKNO, Lock::Share)?;
-        let (flags, hit) = lookup_meta(index, &meta_buf, key)?;
-        if flags & META_FLAG_OVERFLOW != 0 {
-            return Ok(());
-        }
-        let Some((_, seg_blkno, _)) = hit else {
-            return Err(corrupt(
-                index,
-                "metapage",
-                LayoutError::Corrupt("empty directory"),
-            ));
+        let seg_buf = match locate(index, key, Lock::Exclusive)? {
+            Located::Seg(loc) => loc.buf,
+            Located::Overflow => return Ok(()),
+            Located::Empty => {
+                return Err(corrupt(
+                    index,
+                    "metapage",
+                    LayoutError::Corrupt("empty directory"),
+                ))
+            }
         };
-        let seg_buf = read_seg_buf(index, seg_blkno, Lock::Exclusive)?;
-        drop(meta_buf);
         let (seg_id, rows, covered) = covered_in_place(content(seg_buf.page()), key, blkno)
             .map_err(|e| corrupt(index, "segment page", e))?;
         let rows = rows.saturating_add(pending_rows(index, seg_id));
@@ -396,8 +690,9 @@ pub fn flush_pending() -> PgResult<()> {
         if meta.flags & META_FLAG_OVERFLOW != 0 || meta.dir.is_empty() {
             continue;
         }
-        for (i, entries) in group_by_page(&pending, |k| find_page(&meta.dir, k)) {
-            let seg_buf = read_seg_buf(index, meta.dir[i].blkno, Lock::Exclusive)?;
+        let leaves = leaves_for(index, &meta, pending.values().map(|&(k, _)| k))?;
+        for (i, entries) in group_by_page(&pending, |k| find_page(&leaves, k)) {
+            let seg_buf = read_seg_buf(index, leaves[i].blkno, Lock::Exclusive)?;
             let mut x = XLogRecord::start(index)?;
             let img = x.register(&seg_buf, false)?;
             for (key, rows) in entries {
@@ -433,13 +728,10 @@ fn restructure_and_record(
     now: i64,
     threshold: i64,
 ) -> PgResult<()> {
-    let (meta_buf, mut meta) = read_meta(index, Lock::Exclusive)?;
+    let (meta_buf, mut meta, ctx, seg_buf, mut seg, page_hi) = locate_exclusive(index, key)?;
     if meta.flags & META_FLAG_OVERFLOW != 0 {
         return Ok(());
     }
-    let i = find_page(&meta.dir, key);
-    let page_hi = meta.dir.get(i + 1).map(|d| d.lo);
-    let (seg_buf, mut seg) = read_seg(index, meta.dir[i].blkno, Lock::Exclusive)?;
 
     let si = seg.find_segment(key);
     let pending = pending_rows(index, seg.segs[si].id);
@@ -450,7 +742,6 @@ fn restructure_and_record(
                 .map_err(|e| internal(index, &e.to_string()))?;
             meta.next_segment_id += 1;
             meta.nsegments += 1;
-            meta.dir[i].nsegs += 1;
             bump(Counter::split);
         }
     }
@@ -458,9 +749,9 @@ fn restructure_and_record(
         index,
         meta_buf,
         meta,
+        ctx,
         seg_buf,
         seg,
-        i,
         page_hi,
         now,
         Some((key, blkno)),
@@ -469,15 +760,19 @@ fn restructure_and_record(
 
 /// Writes a segment page changed under the metapage's exclusive lock,
 /// splitting it onto a new block when it no longer fits; `record` is
-/// applied to whichever half owns the key. Writes the metapage too.
+/// applied to whichever half owns the key. Writes the metapage (counters)
+/// and, at depth 1, the directory page holding the segment page's entry
+/// too: at most 4 buffers in one record (new segment page, old segment
+/// page, directory page, metapage). The segment counts of the directory
+/// entries are set here from the pages written.
 #[allow(clippy::too_many_arguments)]
 fn write_structural(
     index: sys::Relation,
     meta_buf: LockedBuffer,
     mut meta: Meta,
+    mut ctx: DirCtx,
     seg_buf: LockedBuffer,
     mut seg: SegPage,
-    i: usize,
     page_hi: Option<i64>,
     now: i64,
     record: Option<(i64, u32)>,
@@ -494,17 +789,33 @@ fn write_structural(
         if let Some((k, b)) = record {
             seg.record(k, b, now);
         }
+        let pos = ctx.pos;
+        ctx.entries(&mut meta)[pos].nsegs = seg.segs.len() as u32;
         let mut x = XLogRecord::start(index)?;
         write_seg(x.register(&seg_buf, false)?, &seg)?;
+        if let Some((dir_buf, dir_page, _)) = &ctx.page {
+            write_dir(x.register(dir_buf, false)?, dir_page)?;
+        }
         write_meta(x.register(&meta_buf, false)?, &meta)?;
         return x.finish();
     }
 
     // The page must split: halves by bytes (a lone segment splits by key
-    // first), the upper half on a new block.
-    if meta.dir.len() >= Meta::DIR_CAPACITY {
+    // first), the upper half on a new block, whose entry needs room in the
+    // directory (which may grow a level or split a directory page first,
+    // each in its own consistent record: ensure_dir_room).
+    if !ensure_dir_room(index, &meta_buf, &mut meta, &mut ctx)? {
         drop(seg_buf);
-        return overflow(index, &meta_buf, &mut meta, "its segment directory is full");
+        let caps = dir_caps();
+        return overflow(
+            index,
+            &meta_buf,
+            &mut ctx.disk,
+            &format!(
+                "its segment directory is full: {} x {} segment pages",
+                caps.root, caps.page
+            ),
+        );
     }
     if seg.segs.len() < 2 {
         let hi = seg.segment_hi(0, page_hi);
@@ -513,7 +824,7 @@ fn write_structural(
             return overflow(
                 index,
                 &meta_buf,
-                &mut meta,
+                &mut ctx.disk,
                 "one key range spans more blocks than a page lists",
             );
         };
@@ -557,18 +868,24 @@ fn write_structural(
         return Err(internal(index, "page halves do not fit after a split"));
     }
     let new_buf = LockedBuffer::extend(index)?;
-    meta.dir[i].nsegs = lower.segs.len() as u32;
-    meta.dir.insert(
-        i + 1,
+    let pos = ctx.pos;
+    let entries = ctx.entries(&mut meta);
+    entries[pos].nsegs = lower.segs.len() as u32;
+    entries.insert(
+        pos + 1,
         DirEntry {
             lo: new_lo,
             blkno: new_buf.blkno(),
             nsegs: upper.segs.len() as u32,
         },
     );
+    ctx.sync_root(&mut meta);
     let mut x = XLogRecord::start(index)?;
     write_seg(x.register(&new_buf, true)?, &upper)?;
     write_seg(x.register(&seg_buf, false)?, &lower)?;
+    if let Some((dir_buf, dir_page, _)) = &ctx.page {
+        write_dir(x.register(dir_buf, false)?, dir_page)?;
+    }
     write_meta(x.register(&meta_buf, false)?, &meta)?;
     x.finish()
 }
@@ -580,34 +897,83 @@ fn internal(index: sys::Relation, what: &str) -> PgError {
     )
 }
 
-/// Reads the whole map (directory and every segment page), metapage shared.
+/// Reads the whole map (directory and every segment page), metapage shared
+/// for the whole read, each directory page shared while its segment pages
+/// are read. The returned `Meta::dir` is the list of every segment page's
+/// entry in key order (`pages[i]` belongs to `dir[i]`), whatever the
+/// depth; `dir_levels` tells the depth. It is a read-only view: never
+/// write it back as a metapage.
 pub fn read_all(index: sys::Relation) -> PgResult<(Meta, Vec<SegPage>)> {
-    let (meta_buf, meta) = read_meta(index, Lock::Share)?;
+    let (meta_buf, mut meta) = read_meta(index, Lock::Share)?;
+    let mut leaves = Vec::with_capacity(meta.dir.len());
     let mut pages = Vec::with_capacity(meta.dir.len());
-    for d in &meta.dir {
-        let (b, p) = read_seg(index, d.blkno, Lock::Share)?;
-        pages.push(p);
-        drop(b);
+    if meta.dir_levels == 0 {
+        leaves = meta.dir.clone();
+        for d in &meta.dir {
+            let (b, p) = read_seg(index, d.blkno, Lock::Share)?;
+            pages.push(p);
+            drop(b);
+        }
+    } else {
+        for (ri, r) in meta.dir.iter().enumerate() {
+            crate::pg::error::check_for_interrupts()?;
+            let dir_buf = LockedBuffer::read(index, r.blkno, Lock::Share)?;
+            let dp = decode_dir(index, dir_buf.page())?;
+            check_dir_page(&dp, r, meta.dir.get(ri + 1).map(|d| d.lo))
+                .map_err(|e| corrupt(index, "directory page", e))?;
+            for d in &dp.entries {
+                let (b, p) = read_seg(index, d.blkno, Lock::Share)?;
+                pages.push(p);
+                drop(b);
+            }
+            leaves.extend(dp.entries);
+            drop(dir_buf);
+        }
     }
     drop(meta_buf);
+    meta.dir = leaves;
     Ok((meta, pages))
+}
+
+/// Shape of the directory: (depth, metapage entries, directory pages,
+/// segment pages, overflowed). Reads the metapage and, at depth 1, every
+/// directory page (not the segment pages).
+pub fn directory_shape(index: sys::Relation) -> PgResult<(u32, usize, usize, usize, bool)> {
+    let (meta_buf, meta) = read_meta(index, Lock::Share)?;
+    let overflowed = meta.flags & META_FLAG_OVERFLOW != 0;
+    let leaves = if meta.dir_levels == 0 {
+        meta.dir.len()
+    } else {
+        leaves_for(index, &meta, meta.dir.iter().map(|d| d.lo))?.len()
+    };
+    drop(meta_buf);
+    let dir_pages = if meta.dir_levels == 0 {
+        0
+    } else {
+        meta.dir.len()
+    };
+    Ok((
+        meta.dir_levels,
+        meta.dir.len(),
+        dir_pages,
+        leaves,
+        overflowed,
+    ))
 }
 
 /// The segment owning `key` (a copy) and its exclusive upper bound.
 pub fn segment_of(index: sys::Relation, key: i64) -> PgResult<(Segment, Option<i64>)> {
-    let meta_buf = LockedBuffer::read(index, META_BLKNO, Lock::Share)?;
-    let Some((_, seg_blkno, page_hi)) = lookup_meta(index, &meta_buf, key)?.1 else {
+    // An overflowed map still has its segments; placement keeps using them.
+    let Located::Seg(loc) = locate_with(index, key, Lock::Share, false)? else {
         return Err(corrupt(
             index,
             "metapage",
             LayoutError::Corrupt("empty directory"),
         ));
     };
-    let seg_buf = read_seg_buf(index, seg_blkno, Lock::Share)?;
-    drop(meta_buf);
-    let (s, hi) = segment_in_place(content(seg_buf.page()), key)
+    let (s, hi) = segment_in_place(content(loc.buf.page()), key)
         .map_err(|e| corrupt(index, "segment page", e))?;
-    Ok((s, hi.or(page_hi)))
+    Ok((s, hi.or(loc.hi)))
 }
 
 /// Splits the segment owning `key` at the median of the keys its blocks
@@ -624,10 +990,7 @@ pub fn split_exact(
     width: u32,
 ) -> PgResult<bool> {
     let now = now();
-    let (meta_buf, mut meta) = read_meta(index, Lock::Exclusive)?;
-    let i = find_page(&meta.dir, key);
-    let page_hi = meta.dir.get(i + 1).map(|d| d.lo);
-    let (seg_buf, mut seg) = read_seg(index, meta.dir[i].blkno, Lock::Exclusive)?;
+    let (meta_buf, mut meta, ctx, seg_buf, mut seg, page_hi) = locate_exclusive(index, key)?;
     let si = seg.find_segment(key);
     let lo = seg.segs[si].lo;
     let hi = seg.segment_hi(si, page_hi);
@@ -702,9 +1065,8 @@ pub fn split_exact(
     );
     meta.next_segment_id += 1;
     meta.nsegments += 1;
-    meta.dir[i].nsegs += 1;
     bump(Counter::split);
-    write_structural(index, meta_buf, meta, seg_buf, seg, i, page_hi, now, None)?;
+    write_structural(index, meta_buf, meta, ctx, seg_buf, seg, page_hi, now, None)?;
     Ok(true)
 }
 
@@ -744,14 +1106,12 @@ pub fn vacuum_tighten(
     let mut key = i64::MIN;
     loop {
         crate::pg::error::check_for_interrupts()?;
-        let (meta_buf, meta) = read_meta(index, Lock::Share)?;
-        if meta.flags & META_FLAG_OVERFLOW != 0 || meta.dir.is_empty() {
+        let Located::Seg(loc) = locate(index, key, Lock::Exclusive)? else {
             break;
-        }
-        let i = find_page(&meta.dir, key);
-        let page_hi = meta.dir.get(i + 1).map(|d| d.lo);
-        let (seg_buf, mut seg) = read_seg(index, meta.dir[i].blkno, Lock::Exclusive)?;
-        drop(meta_buf);
+        };
+        let page_hi = loc.hi;
+        let mut seg = decode_seg(index, loc.buf.page())?;
+        let seg_buf = loc.buf;
         keys_cache.clear();
         let mut touched: std::collections::BTreeSet<u32> = Default::default();
         let mut affected = vec![false; seg.segs.len()];
