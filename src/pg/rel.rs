@@ -154,6 +154,16 @@ pub fn name_of(oid: sys::Oid) -> String {
     }
 }
 
+/// Name of the table an index belongs to (for messages).
+pub fn table_name_of_index(index: sys::Relation) -> String {
+    let ioid = relid(index);
+    // SAFETY: catalog lookup; missing_ok, so no error for a vanished index.
+    match guard(|| unsafe { sys::IndexGetRelation(ioid, true) }) {
+        Ok(t) if t != 0 => name_of(t),
+        _ => "(unknown)".into(),
+    }
+}
+
 /// The table and its clustered_pk_index named by `oid`, which may be
 /// either. Checks SELECT privilege on the table; locks the table in
 /// `table_lock` and the index in AccessShareLock.

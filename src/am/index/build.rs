@@ -198,8 +198,9 @@ fn new_meta(width: u32, opts: &IndexOptions, pages: &[SegPage], dir: Vec<DirEntr
 fn overflow_warning(index: sys::Relation, why: &str) -> PgResult<()> {
     crate::pg::error::warning(
         &format!(
-            "clustered_pk_index \"{}\" cannot map this table ({why}): scans will read the whole table",
-            rel::name(index)
+            "clustered_pk_index \"{}\" on table \"{}\": index build cannot map the table ({why}); scans will read the whole table",
+            rel::name(index),
+            rel::table_name_of_index(index)
         ),
         "The table is not clustered by this key. Use a clustered_heap table, or CLUSTER the table and REINDEX the index.",
     )

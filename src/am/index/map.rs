@@ -592,8 +592,9 @@ fn overflow(
     x.finish()?;
     crate::pg::error::warning(
         &format!(
-            "clustered_pk_index \"{}\" overflowed ({why}): scans now read the whole table",
-            rel::name(index)
+            "clustered_pk_index \"{}\" on table \"{}\": insert overflowed the map ({why}); scans now read the whole table",
+            rel::name(index),
+            rel::table_name_of_index(index)
         ),
         "The table is not clustered by this key. Use a clustered_heap table, or CLUSTER the table and REINDEX the index.",
     )
