@@ -36,6 +36,12 @@ SELECT same_as_sort('SELECT id::text FROM oh ORDER BY id', 'SELECT id::text FROM
        same_as_sort('SELECT id::text FROM oh WHERE id < 77 ORDER BY id DESC',
                     'SELECT id::text FROM oh WHERE id < 77 ORDER BY id DESC') AS range_backward;
 SELECT count(*) AS all_rows, count(id) AS keyed FROM (SELECT id FROM oh ORDER BY id) s;
+-- Equality on overlapping zones (several candidate blocks): the scan reads
+-- their keys and returns just the matches, each once.
+EXPLAIN (COSTS OFF) SELECT v FROM oh WHERE id = 1234;
+SELECT bool_and((SELECT count(*) FROM oh WHERE id = k) = (SELECT count(*) FROM oh WHERE id + 0 = k))
+       AS every_key_found, count(*) AS keys
+  FROM generate_series(-1, 3000, 37) k;
 SELECT id FROM oh ORDER BY id DESC LIMIT 4;
 SELECT id, count(*) FROM (SELECT id FROM oh ORDER BY id LIMIT 5) s GROUP BY id ORDER BY id;
 

@@ -185,6 +185,9 @@ pub extern "C" fn rs_segment_map_stats(fcinfo: FunctionCallInfo, st: *mut CpgSta
         let (h, ix) = open_reader(oid, sys::AccessShareLock)?;
         let (_meta, pages) = map::read_all(ix.rel())?;
         let s = stats(&pages);
+        // Every page of the index (metapage, directory and segment pages);
+        // `stats` only sees the segment pages.
+        let index_pages = i64::from(crate::pg::heap::nblocks(ix.rel())?);
         let mut out = Rows::start(a.fcinfo())?;
         let vals = [
             rel::relid(h.rel()) as Datum,
@@ -195,7 +198,7 @@ pub extern "C" fn rs_segment_map_stats(fcinfo: FunctionCallInfo, st: *mut CpgSta
             from_i64(s.max_rows),
             from_i64(s.listings),
             from_i64(s.fragmented_segments),
-            from_i64(s.index_pages),
+            from_i64(index_pages),
             from_i64(s.heap_blocks_listed),
         ];
         out.push(&vals, &[false; 10])?;

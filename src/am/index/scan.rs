@@ -5,9 +5,10 @@
 //! reads each once and rechecks). `amgettuple` returns tuples in key order,
 //! as `amcanorder` promises (ORDER BY … LIMIT, merge joins, CLUSTER):
 //! - with an equality condition every match has the same key, so any order
-//!   is key order: it hands out every line pointer of each candidate block
-//!   (heap's fetch skips unused slots and follows HOT chains), and the
-//!   executor reads each block once;
+//!   is key order: with one candidate block it hands out every line pointer
+//!   of it (heap's fetch skips unused slots and follows HOT chains), and the
+//!   executor reads the block once; with several, it reads their keys and
+//!   returns only the matches;
 //! - otherwise it reads candidate blocks in zone order itself and sorts
 //!   what it finds (core::ordered), so each block is read twice: once here,
 //!   once by the executor's fetch. The cost estimate tells the planner so
@@ -263,15 +264,26 @@ fn prepare(scan: sys::IndexScanDesc, s: &mut ScanState, forward: bool) -> PgResu
             (*scan).xs_want_itup,
         )
     };
-    // An index-only scan trusts every TID on an all-visible page: it must
-    // get real tuples only, never the equality path's bare line pointers.
-    s.equality = s.lo == s.hi && !want_itup;
     if want_itup {
         // SAFETY: live scan; the tuple goes in the current context.
         guard(|| unsafe { sys::cpg_set_placeholder_itup(scan) })?;
     }
+    // An index-only scan trusts every TID on an all-visible page: it must
+    // get real tuples only, never the equality path's bare line pointers.
+    let point = s.lo == s.hi && !want_itup;
+    let blocks = if point {
+        map::candidates(index, s.lo, s.hi)?
+    } else {
+        Vec::new()
+    };
+    // One candidate block: hand out its line pointers (the executor reads
+    // the block once). Several (zones overlap, as after a random-order
+    // load): read their keys and return only the matches, one more buffer
+    // access but the executor then fetches the matching tuples, not every
+    // tuple of every candidate block.
+    s.equality = point && blocks.len() <= 1;
     if s.equality {
-        for b in map::candidates(index, s.lo, s.hi)? {
+        for b in blocks {
             s.blocks.push(b)?;
         }
         s.cursor = Cursor::complete();
@@ -283,21 +295,33 @@ fn prepare(scan: sys::IndexScanDesc, s: &mut ScanState, forward: bool) -> PgResu
         } else {
             0
         };
-        bump(Counter::scan);
         s.stream = Stream::new(forward, null_blocks);
         s.cursor = Cursor::streaming();
-        s.next_key = if forward { s.lo } else { s.hi };
-        if s.lo > s.hi {
+        if point {
+            // Every match has the one key: the blocks are the only zones.
+            for blk in blocks {
+                s.zones.push(Zone {
+                    blk,
+                    zmin: s.lo,
+                    zmax: s.hi,
+                })?;
+            }
+            s.zone_lo = s.lo;
+            s.zone_hi = s.hi;
+            s.stream.new_zones();
             s.stream.zones_final();
+        } else {
+            bump(Counter::scan);
+            s.next_key = if forward { s.lo } else { s.hi };
+            if s.lo > s.hi {
+                s.stream.zones_final();
+            }
         }
     }
     s.ready = true;
     Ok(())
 }
 
-/// `recheck`: the equality path hands out line pointers whose tuples it
-/// never looked at; the ordered path read each key (CLUSTER refuses scans
-/// that need a recheck).
 /// Loads the zones of the next directory page in stream direction.
 fn next_interval(scan: sys::IndexScanDesc, s: &mut ScanState) -> PgResult<()> {
     // SAFETY: live scan.
@@ -338,6 +362,9 @@ fn next_interval(scan: sys::IndexScanDesc, s: &mut ScanState) -> PgResult<()> {
     Ok(())
 }
 
+/// `recheck`: the equality path hands out line pointers whose tuples it
+/// never looked at; the ordered path read each key (CLUSTER refuses scans
+/// that need a recheck).
 fn set_tid(scan: sys::IndexScanDesc, blk: u32, off: u16, recheck: bool) {
     // SAFETY: live scan; xs_heaptid is ours to set.
     unsafe {
