@@ -670,8 +670,6 @@ pub fn flush_pending() -> PgResult<()> {
     let all = PENDING.with(|p| p.borrow_mut().take());
     for (oid, pending) in all {
         // SAFETY: opens by OID with the lock the inserts already hold;
-        // NULL if the index is gone.
-        // SAFETY: opens by OID with the lock the inserts already hold;
         // NULL if the relation is gone.
         let probe = guard(|| unsafe { sys::try_relation_open(oid, sys::RowExclusiveLock as i32) })?;
         if probe.is_null() {
