@@ -7,6 +7,7 @@
 
 #include "access/heapam.h"
 #include "access/htup_details.h"
+#include "access/xact.h"
 #include "commands/defrem.h"
 #include "storage/bufmgr.h"
 #include "storage/procarray.h"
@@ -14,7 +15,12 @@
 
 #include "cpg.h"
 
-typedef void (*cpg_heap_key_cb) (void *state, uint16 offnum, Datum key, bool isnull);
+/*
+ * inflight: the tuple's insert belongs to another transaction still in
+ * progress (it may be about to add its row to the map's counts itself).
+ */
+typedef void (*cpg_heap_key_cb) (void *state, uint16 offnum, Datum key, bool isnull,
+								 bool inflight);
 
 extern int	cpg_heap_block_keys(Relation heap, BlockNumber blkno, AttrNumber attno,
 								cpg_heap_key_cb cb, void *state);
@@ -48,6 +54,7 @@ cpg_heap_block_keys(Relation heap, BlockNumber blkno, AttrNumber attno,
 		ItemId		iid = PageGetItemId(page, off);
 		HeapTupleData tup;
 		bool		isnull;
+		bool		inflight;
 		Datum		key;
 
 		if (!ItemIdIsNormal(iid))
@@ -56,10 +63,19 @@ cpg_heap_block_keys(Relation heap, BlockNumber blkno, AttrNumber attno,
 		tup.t_len = ItemIdGetLength(iid);
 		tup.t_tableOid = RelationGetRelid(heap);
 		ItemPointerSet(&tup.t_self, blkno, off);
-		if (HeapTupleSatisfiesVacuum(&tup, oldest, buf) == HEAPTUPLE_DEAD)
-			continue;
+		switch (HeapTupleSatisfiesVacuum(&tup, oldest, buf))
+		{
+			case HEAPTUPLE_DEAD:
+				continue;
+			case HEAPTUPLE_INSERT_IN_PROGRESS:
+				inflight = !TransactionIdIsCurrentTransactionId(HeapTupleHeaderGetXmin(tup.t_data));
+				break;
+			default:
+				inflight = false;
+				break;
+		}
 		key = heap_getattr(&tup, attno, RelationGetDescr(heap), &isnull);
-		cb(state, off, key, isnull);
+		cb(state, off, key, isnull, inflight);
 		n++;
 	}
 	UnlockReleaseBuffer(buf);

@@ -21,24 +21,20 @@
 # table's row count, no segment exceeds its capacity, verify() is clean")
 # is asserted -- each a check that fails the script -- wherever it holds:
 #   verify() clean ............ every table, always
-#   sum(row_count) = count(*) . smoke_ck (plain heap, insert-only) as the
-#                               workload left it; smoke_ch after a recount
-#                               (see below); tables with deletes
-#                               (smoke_mix_*) after segment_map_touch of
-#                               every segment (row_count does not subtract
-#                               deletes until a recount, by design)
+#   sum(row_count) = count(*) . insert-only tables (smoke_ck: plain heap,
+#                               smoke_ch: clustered_heap) as the concurrent
+#                               workload left them, and after a recount;
+#                               tables with deletes (smoke_mix_*) after
+#                               segment_map_touch of every segment (row_count
+#                               does not subtract deletes until a recount,
+#                               by design)
 #   no segment over capacity .. clustered_heap tables (smoke_ch,
 #                               smoke_mix_ch): exact rows per segment (from
 #                               segment_map_tids) <= split_threshold, and the
 #                               map's row_count <= split_threshold + 1 (a
 #                               split divides the count by estimate)
-# The sum, as concurrent writers leave it, is reported but not enforced
-# (check_known; fatal with SMOKE_STRICT=1): an exact split recount counts
-# rows of transactions still in flight, and those add their own pending
-# counts when they commit, so the maintained counter can run a few rows
-# ahead under concurrency (exact in one session: sql/segment_map.sql, and
-# after a recount: checked here).
-# It cannot hold on a plain heap with random keys (smoke_ck, smoke_mix_ph):
+# Capacity is not asserted on plain heaps with random keys (smoke_ck,
+# smoke_mix_ph):
 # a segment splits only at a key that makes both halves list fewer heap
 # blocks, and when every block spans the segment's whole key range no such
 # key exists, so the segment keeps growing (observed: several hundred rows
@@ -235,27 +231,6 @@ check() {
         log "        got:   $out"
     fi
 }
-# check_known "<description>" "<SQL>" "<cause>" -- a contract check that is
-# known to fail today for the stated cause (outside this script's reach).
-# It runs and reports like check; a failure is listed as KNOWN in the
-# summary and fails the script only with SMOKE_STRICT=1, so the rest of the
-# smoke keeps guarding while the cause is fixed. A pass is reported as ok.
-NKNOWN=0
-check_known() {
-    local what=$1 sql=$2 cause=$3 out
-    NCHECKS=$((NCHECKS + 1))
-    if out=$(psql_db -c "$sql" 2>&1) && [ "$out" = t ]; then
-        log "  ok    $what"
-    elif [ "${SMOKE_STRICT:-0}" = 1 ]; then
-        NFAILED=$((NFAILED + 1))
-        log "  FAIL  $what (known: $cause)"
-        log "        got:   $out"
-    else
-        NKNOWN=$((NKNOWN + 1))
-        log "  KNOWN $what -- violated; known cause: $cause (SMOKE_STRICT=1 fails on it)"
-        log "        got:   $out"
-    fi
-}
 # show "<description>" "<SQL>" -- print a value for diagnostics only.
 show() { log "  info  $1: $(psql_db -c "$2" 2>&1 | tr '\n' ' ')"; }
 
@@ -368,10 +343,9 @@ show "smoke_ch segments, max row_count, max exact rows per segment" \
             (SELECT max(n) FROM (SELECT count(*) AS n FROM $L.segment_map_tids_of('smoke_ch') GROUP BY major_key) s)"
 check "smoke_ch holds clients * tx * 2 ($CK_EXPECTED) rows" \
     "SELECT count(*) = $CK_EXPECTED FROM smoke_ch"
-check_known "smoke_ch: sum(segment_map.row_count) = count(*) (insert-only, as the workload left it)" \
+check "smoke_ch: sum(segment_map.row_count) = count(*) (insert-only, as the workload left it)" \
     "SELECT (SELECT sum(row_count) FROM $L.segment_map WHERE relation_oid = 'smoke_ch'::regclass)
-          = (SELECT count(*) FROM smoke_ch)" \
-    "a split's exact recount includes rows of transactions still in flight, which add their pending counts again at commit (exact in one session and after a recount, both checked)"
+          = (SELECT count(*) FROM smoke_ch)"
 check "smoke_ch: clustered_pg.verify() returns no rows" \
     "SELECT count(*) = 0 FROM $L.verify('smoke_ch')"
 check_capacity smoke_ch
@@ -443,11 +417,9 @@ for t in smoke_mix_ch smoke_mix_ph; do
 done
 # --- end of CHECKS -----------------------------------------------------------
 
-KNOWN_NOTE=""
-[ "$NKNOWN" -gt 0 ] && KNOWN_NOTE=", $NKNOWN KNOWN violations listed above"
 if [ "$NFAILED" -eq 0 ]; then
-    echo "concurrency-smoke: PASS ($NCHECKS checks, $CLIENTS clients x $TX tx$KNOWN_NOTE)"
+    echo "concurrency-smoke: PASS ($NCHECKS checks, $CLIENTS clients x $TX tx)"
 else
-    echo "concurrency-smoke: FAIL ($NFAILED of $NCHECKS checks failed, $CLIENTS clients x $TX tx$KNOWN_NOTE)"
+    echo "concurrency-smoke: FAIL ($NFAILED of $NCHECKS checks failed, $CLIENTS clients x $TX tx)"
     exit 1
 fi

@@ -11,5 +11,6 @@ pub mod ordered;
 pub mod pending;
 pub mod placement;
 pub mod plan;
+pub mod recount;
 pub mod seedapi;
 pub mod segmap;

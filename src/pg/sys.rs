@@ -65,9 +65,15 @@ extern "C" {
     pub fn cpg_write_init_fork_page(index: Relation, image: *const core::ffi::c_char);
 }
 
-/// Receives one tuple's key from `cpg_heap_block_keys`.
-pub type HeapKeyCallback =
-    unsafe extern "C" fn(state: *mut core::ffi::c_void, offnum: u16, key: Datum, isnull: bool);
+/// Receives one tuple's key from `cpg_heap_block_keys`; `inflight` when its
+/// insert belongs to another transaction still in progress.
+pub type HeapKeyCallback = unsafe extern "C" fn(
+    state: *mut core::ffi::c_void,
+    offnum: u16,
+    key: Datum,
+    isnull: bool,
+    inflight: bool,
+);
 
 extern "C" {
     /// Calls `cb` for every tuple in `blkno` not dead to all; returns how many.

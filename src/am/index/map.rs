@@ -20,6 +20,7 @@ use crate::core::layout::{
 };
 use crate::core::ordered::Zone;
 use crate::core::pending::{group_by_page, PendingRows};
+use crate::core::recount::split_counts;
 use crate::core::segmap::{
     add_rows_in_place, covered_in_place, find_page, pick_split_key, record_in_place,
     segment_in_place, Recorded,
@@ -979,8 +980,11 @@ pub fn segment_of(index: sys::Relation, key: i64) -> PgResult<(Segment, Option<i
 /// really hold, with exact zones on both sides (blocks holding no key of a
 /// side are dropped from it). Reads those heap blocks while holding the
 /// segment page exclusively: an insert that reached the heap before the read
-/// is counted, one after it records itself after this write. Returns false
-/// when the segment cannot be split (one distinct key).
+/// lands in a zone, one after it records itself after this write. The row
+/// counts are the heap's truth unless another transaction's insert is in
+/// flight in those blocks; then the counter's total is divided
+/// (core::recount). Returns false when the segment cannot be split (one
+/// distinct key).
 pub fn split_exact(
     index: sys::Relation,
     heap: sys::Relation,
@@ -996,12 +1000,15 @@ pub fn split_exact(
     let in_range = |k: i64| k >= lo && hi.is_none_or(|h| k < h);
 
     let mut per_block: Vec<(u32, Vec<i64>)> = Vec::new();
+    let mut others_in_flight = false;
     for l in &seg.segs[si].listings {
-        let keys: Vec<i64> = crate::pg::heap::block_keys(heap, l.blkno, attno, width)?
-            .into_iter()
-            .filter_map(|t| t.key)
-            .filter(|&k| in_range(k))
-            .collect();
+        let mut keys = Vec::new();
+        for t in crate::pg::heap::block_keys(heap, l.blkno, attno, width)? {
+            if let Some(k) = t.key.filter(|&k| in_range(k)) {
+                others_in_flight |= t.inflight;
+                keys.push(k);
+            }
+        }
         per_block.push((l.blkno, keys));
     }
     let mut all: Vec<i64> = per_block
@@ -1038,15 +1045,20 @@ pub fn split_exact(
     lower.sort_unstable_by_key(|l| (l.zmin, l.blkno));
     upper.sort_unstable_by_key(|l| (l.zmin, l.blkno));
     let below = all.partition_point(|&k| k < at) as i64;
-    // The recount includes this transaction's own rows still pending for
-    // the segment: they are counted now.
+    // This transaction's own rows still pending for the segment are in the
+    // blocks just read and in `recorded`: both halves count them now.
     let oid = rel::relid(index);
     let split_id = seg.segs[si].id;
+    let recorded = seg.segs[si]
+        .row_count
+        .saturating_add(pending_rows(index, split_id));
+    let (lower_rows, upper_rows) =
+        split_counts(recorded, below, all.len() as i64, others_in_flight);
     PENDING.with(|p| p.borrow_mut().forget_segment(oid, split_id));
     let s = &mut seg.segs[si];
     let generation = s.split_generation.saturating_add(1);
     s.listings = lower;
-    s.row_count = below;
+    s.row_count = lower_rows;
     s.split_generation = generation;
     s.last_split_at = now;
     s.updated_at = now;
@@ -1055,7 +1067,7 @@ pub fn split_exact(
         Segment {
             lo: at,
             id: meta.next_segment_id,
-            row_count: all.len() as i64 - below,
+            row_count: upper_rows,
             split_generation: generation,
             last_split_at: now,
             updated_at: now,
