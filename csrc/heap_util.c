@@ -7,7 +7,6 @@
 
 #include "access/heapam.h"
 #include "access/htup_details.h"
-#include "access/xact.h"
 #include "commands/defrem.h"
 #include "storage/bufmgr.h"
 #include "storage/procarray.h"
@@ -15,12 +14,7 @@
 
 #include "cpg.h"
 
-/*
- * inflight: the tuple's insert belongs to another transaction still in
- * progress (it may be about to add its row to the map's counts itself).
- */
-typedef void (*cpg_heap_key_cb) (void *state, uint16 offnum, Datum key, bool isnull,
-								 bool inflight);
+typedef void (*cpg_heap_key_cb) (void *state, uint16 offnum, Datum key, bool isnull);
 
 extern int	cpg_heap_block_keys(Relation heap, BlockNumber blkno, AttrNumber attno,
 								cpg_heap_key_cb cb, void *state);
@@ -54,7 +48,6 @@ cpg_heap_block_keys(Relation heap, BlockNumber blkno, AttrNumber attno,
 		ItemId		iid = PageGetItemId(page, off);
 		HeapTupleData tup;
 		bool		isnull;
-		bool		inflight;
 		Datum		key;
 
 		if (!ItemIdIsNormal(iid))
@@ -63,19 +56,10 @@ cpg_heap_block_keys(Relation heap, BlockNumber blkno, AttrNumber attno,
 		tup.t_len = ItemIdGetLength(iid);
 		tup.t_tableOid = RelationGetRelid(heap);
 		ItemPointerSet(&tup.t_self, blkno, off);
-		switch (HeapTupleSatisfiesVacuum(&tup, oldest, buf))
-		{
-			case HEAPTUPLE_DEAD:
-				continue;
-			case HEAPTUPLE_INSERT_IN_PROGRESS:
-				inflight = !TransactionIdIsCurrentTransactionId(HeapTupleHeaderGetXmin(tup.t_data));
-				break;
-			default:
-				inflight = false;
-				break;
-		}
+		if (HeapTupleSatisfiesVacuum(&tup, oldest, buf) == HEAPTUPLE_DEAD)
+			continue;
 		key = heap_getattr(&tup, attno, RelationGetDescr(heap), &isnull);
-		cb(state, off, key, isnull, inflight);
+		cb(state, off, key, isnull);
 		n++;
 	}
 	UnlockReleaseBuffer(buf);

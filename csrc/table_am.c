@@ -13,6 +13,7 @@
 #include "commands/defrem.h"
 #include "executor/tuptable.h"
 #include "storage/bufmgr.h"
+#include "storage/freespace.h"
 #include "storage/lmgr.h"
 #include "utils/rel.h"
 #include "utils/syscache.h"
@@ -30,7 +31,7 @@ extern Oid	cpg_clustered_index_of(Relation rel);
 extern Datum cpg_slot_key(TupleTableSlot *slot, int16 attno, bool *isnull);
 extern uint32 cpg_slot_tuple_len(TupleTableSlot *slot);
 extern Size cpg_heap_page_free(Relation rel, BlockNumber blkno);
-extern BlockNumber cpg_heap_extend_one(Relation rel);
+extern BlockNumber cpg_heap_fresh_block(Relation rel);
 extern void cpg_table_am_init(void);
 
 static TableAmRoutine cpg_routine;
@@ -173,15 +174,67 @@ cpg_heap_page_free(Relation rel, BlockNumber blkno)
 }
 
 /*
- * Adds one zeroed page at the end of the table and returns its number; heap
- * initialises it when the first tuple goes there (RelationGetBufferForTuple).
+ * An empty page nobody is filling yet, or InvalidBlockNumber. VACUUM records
+ * a page that lost all its tuples in the free space map with a whole page
+ * free, and the index's VACUUM has dropped it from every segment (it holds
+ * no key), so a new segment can own it instead of growing the table: a
+ * table whose old rows are deleted (retention) stays its size. The page is
+ * checked under its lock, and marked full in the map at once so that
+ * concurrent placements pick different pages (VACUUM records the truth
+ * again; heap finds room on it by itself anyway).
+ */
+static BlockNumber
+reuse_empty_page(Relation rel)
+{
+	BlockNumber nblocks = RelationGetNumberOfBlocks(rel);
+	int			tries;
+
+	for (tries = 0; tries < 4; tries++)
+	{
+		BlockNumber blkno = GetPageWithFreeSpace(rel, MaxHeapTupleSize);
+		Buffer		buf;
+		Page		page;
+		bool		empty = true;
+		OffsetNumber off,
+					maxoff;
+
+		if (blkno == InvalidBlockNumber)
+			return InvalidBlockNumber;
+		/* Whatever the answer, nobody else should be sent here for now. */
+		RecordPageWithFreeSpace(rel, blkno, 0);
+		if (blkno >= nblocks)
+			continue;
+		buf = ReadBuffer(rel, blkno);
+		LockBuffer(buf, BUFFER_LOCK_SHARE);
+		page = BufferGetPage(buf);
+		if (!PageIsNew(page))
+		{
+			maxoff = PageGetMaxOffsetNumber(page);
+			for (off = FirstOffsetNumber; off <= maxoff && empty; off = OffsetNumberNext(off))
+				empty = !ItemIdIsUsed(PageGetItemId(page, off));
+		}
+		UnlockReleaseBuffer(buf);
+		if (empty)
+			return blkno;
+	}
+	return InvalidBlockNumber;
+}
+
+/*
+ * A block for a segment that needs a fresh one: an empty page of the table
+ * if the free space map knows one, else a zeroed page added at the end
+ * (heap initialises it when the first tuple goes there,
+ * RelationGetBufferForTuple).
  */
 BlockNumber
-cpg_heap_extend_one(Relation rel)
+cpg_heap_fresh_block(Relation rel)
 {
 	Buffer		buf;
 	BlockNumber blkno;
 
+	blkno = reuse_empty_page(rel);
+	if (blkno != InvalidBlockNumber)
+		return blkno;
 #if PG_VERSION_NUM >= 160000
 	buf = ExtendBufferedRel(BMR_REL(rel), MAIN_FORKNUM, NULL, 0);
 #else

@@ -343,6 +343,11 @@ show "smoke_ch segments, max row_count, max exact rows per segment" \
             (SELECT max(n) FROM (SELECT count(*) AS n FROM $L.segment_map_tids_of('smoke_ch') GROUP BY major_key) s)"
 check "smoke_ch holds clients * tx * 2 ($CK_EXPECTED) rows" \
     "SELECT count(*) = $CK_EXPECTED FROM smoke_ch"
+show "smoke_ch: sum(row_count) - count(*), segments whose row_count differs from their exact count" \
+    "SELECT (SELECT sum(row_count) FROM $L.segment_map WHERE relation_oid = 'smoke_ch'::regclass) - (SELECT count(*) FROM smoke_ch),
+            (SELECT count(*) FROM $L.segment_map_of('smoke_ch') m
+               LEFT JOIN (SELECT major_key, count(*) AS n FROM $L.segment_map_tids_of('smoke_ch') GROUP BY major_key) t USING (major_key)
+              WHERE m.row_count <> coalesce(t.n, 0))"
 check "smoke_ch: sum(segment_map.row_count) = count(*) (insert-only, as the workload left it)" \
     "SELECT (SELECT sum(row_count) FROM $L.segment_map WHERE relation_oid = 'smoke_ch'::regclass)
           = (SELECT count(*) FROM smoke_ch)"

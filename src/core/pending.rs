@@ -13,9 +13,17 @@
 
 use std::collections::BTreeMap;
 
-/// Pending rows of one index: by segment id, a key of that segment (to find
-/// it again at flush time) and the number of rows.
-pub type IndexPending = BTreeMap<i64, (i64, i64)>;
+/// Rows one transaction owes one segment: how many, and the span of their
+/// keys (`min` also finds the segment again at flush time).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SegPending {
+    pub min: i64,
+    pub max: i64,
+    pub rows: i64,
+}
+
+/// Pending rows of one index, by segment id.
+pub type IndexPending = BTreeMap<i64, SegPending>;
 
 /// Pending row counts of this backend's transaction, by index OID.
 #[derive(Debug, Default)]
@@ -31,8 +39,14 @@ impl PendingRows {
             .entry(index)
             .or_default()
             .entry(seg_id)
-            .or_insert((key, 0));
-        e.1 = e.1.saturating_add(1);
+            .or_insert(SegPending {
+                min: key,
+                max: key,
+                rows: 0,
+            });
+        e.min = e.min.min(key);
+        e.max = e.max.max(key);
+        e.rows = e.rows.saturating_add(1);
     }
 
     /// Rows pending for segment `seg_id` of `index`.
@@ -40,14 +54,33 @@ impl PendingRows {
         self.by_index
             .get(&index)
             .and_then(|m| m.get(&seg_id))
-            .map_or(0, |e| e.1)
+            .map_or(0, |e| e.rows)
     }
 
-    /// Drops what is pending for segment `seg_id` of `index`: a split that
-    /// recounted the segment from the heap already counted those rows.
-    pub fn forget_segment(&mut self, index: u32, seg_id: i64) {
-        if let Some(m) = self.by_index.get_mut(&index) {
-            m.remove(&seg_id);
+    /// A split that divides segment `seg_id`, whose keys are now `lo..hi`
+    /// (`hi` exclusive, None: unbounded), takes over what is pending for it
+    /// and returns how many rows that is -- but only when every pending key
+    /// still lies in that range. Another backend may have split the segment
+    /// since these rows were noted, moving some of them to a segment with
+    /// another id; those stay pending (and are added at commit by key), so
+    /// that no row is counted by two segments.
+    pub fn take_segment_within(
+        &mut self,
+        index: u32,
+        seg_id: i64,
+        lo: i64,
+        hi: Option<i64>,
+    ) -> i64 {
+        let Some(m) = self.by_index.get_mut(&index) else {
+            return 0;
+        };
+        match m.get(&seg_id) {
+            Some(e) if e.min >= lo && hi.is_none_or(|h| e.max < h) => {
+                let rows = e.rows;
+                m.remove(&seg_id);
+                rows
+            }
+            _ => 0,
         }
     }
 
@@ -80,8 +113,8 @@ pub fn group_by_page(
     mut page_of: impl FnMut(i64) -> usize,
 ) -> BTreeMap<usize, Vec<(i64, i64)>> {
     let mut out: BTreeMap<usize, Vec<(i64, i64)>> = BTreeMap::new();
-    for &(key, rows) in pending.values() {
-        out.entry(page_of(key)).or_default().push((key, rows));
+    for e in pending.values() {
+        out.entry(page_of(e.min)).or_default().push((e.min, e.rows));
     }
     out
 }
@@ -102,13 +135,20 @@ mod tests {
         assert_eq!(p.rows(10, 2), 1);
         assert_eq!(p.rows(11, 1), 1);
         assert_eq!(p.rows(12, 1), 0);
-        p.forget_segment(10, 2);
-        p.forget_segment(99, 2);
+        assert_eq!(p.take_segment_within(10, 2, 0, None), 1);
+        assert_eq!(p.take_segment_within(99, 2, 0, None), 0);
         assert_eq!(p.rows(10, 2), 0);
         let all = p.take();
         assert!(p.is_empty());
-        assert_eq!(all[&10][&1], (100, 2));
-        assert_eq!(all[&11][&1], (5, 1));
+        assert_eq!(
+            all[&10][&1],
+            SegPending {
+                min: 100,
+                max: 150,
+                rows: 2
+            }
+        );
+        assert_eq!(all[&11][&1].rows, 1);
         p.add(10, 1, 1);
         p.add(11, 1, 1);
         p.forget_index(10);
@@ -116,6 +156,22 @@ mod tests {
         assert_eq!(p.rows(11, 1), 1);
         p.clear();
         assert_eq!(p.rows(11, 1), 0);
+    }
+
+    #[test]
+    fn a_split_takes_only_rows_still_in_its_range() {
+        let mut p = PendingRows::default();
+        p.add(1, 7, 100);
+        p.add(1, 7, 300);
+        // Someone else split segment 7 at 200: key 300 now lives in
+        // another segment, so nothing is taken.
+        assert_eq!(p.take_segment_within(1, 7, 0, Some(200)), 0);
+        assert_eq!(p.rows(1, 7), 2);
+        // Bounds: lo inclusive, hi exclusive.
+        assert_eq!(p.take_segment_within(1, 7, 101, Some(1000)), 0);
+        assert_eq!(p.take_segment_within(1, 7, 100, Some(300)), 0);
+        assert_eq!(p.take_segment_within(1, 7, 100, Some(301)), 2);
+        assert_eq!(p.rows(1, 7), 0);
     }
 
     #[test]

@@ -6,13 +6,11 @@ use crate::pg::rel::key_from_datum;
 use crate::pg::sys;
 use std::ffi::c_void;
 
-/// One tuple: line pointer, key (None for NULL), and whether its insert
-/// belongs to another transaction still in progress.
+/// One tuple: line pointer and key (None for NULL).
 #[derive(Clone, Copy, Debug)]
 pub struct TupleKey {
     pub offnum: u16,
     pub key: Option<i64>,
-    pub inflight: bool,
 }
 
 struct Collect {
@@ -21,24 +19,14 @@ struct Collect {
 }
 
 /// Runs inside a guarded C loop: only pushes, never fails.
-unsafe extern "C" fn collect(
-    state: *mut c_void,
-    offnum: u16,
-    key: sys::Datum,
-    isnull: bool,
-    inflight: bool,
-) {
+unsafe extern "C" fn collect(state: *mut c_void, offnum: u16, key: sys::Datum, isnull: bool) {
     let c = &mut *(state as *mut Collect);
     let key = if isnull {
         None
     } else {
         Some(key_from_datum(key, c.width))
     };
-    c.out.push(TupleKey {
-        offnum,
-        key,
-        inflight,
-    });
+    c.out.push(TupleKey { offnum, key });
 }
 
 /// Tuples of `blkno` that some transaction may still see, with the value

@@ -65,15 +65,9 @@ extern "C" {
     pub fn cpg_write_init_fork_page(index: Relation, image: *const core::ffi::c_char);
 }
 
-/// Receives one tuple's key from `cpg_heap_block_keys`; `inflight` when its
-/// insert belongs to another transaction still in progress.
-pub type HeapKeyCallback = unsafe extern "C" fn(
-    state: *mut core::ffi::c_void,
-    offnum: u16,
-    key: Datum,
-    isnull: bool,
-    inflight: bool,
-);
+/// Receives one tuple's key from `cpg_heap_block_keys`.
+pub type HeapKeyCallback =
+    unsafe extern "C" fn(state: *mut core::ffi::c_void, offnum: u16, key: Datum, isnull: bool);
 
 extern "C" {
     /// Calls `cb` for every tuple in `blkno` not dead to all; returns how many.
@@ -110,8 +104,9 @@ extern "C" {
     pub fn cpg_slot_tuple_len(slot: *mut TupleTableSlot) -> u32;
     /// Free space of a heap page (0 beyond the end).
     pub fn cpg_heap_page_free(rel: Relation, blkno: BlockNumber) -> usize;
-    /// Appends one zeroed page to a table; returns its number.
-    pub fn cpg_heap_extend_one(rel: Relation) -> BlockNumber;
+    /// A block for a fresh segment block: an empty page the free space map
+    /// knows, else one zeroed page appended to the table.
+    pub fn cpg_heap_fresh_block(rel: Relation) -> BlockNumber;
 }
 
 extern "C" {

@@ -690,7 +690,7 @@ pub fn flush_pending() -> PgResult<()> {
         if meta.flags & META_FLAG_OVERFLOW != 0 || meta.dir.is_empty() {
             continue;
         }
-        let leaves = leaves_for(index, &meta, pending.values().map(|&(k, _)| k))?;
+        let leaves = leaves_for(index, &meta, pending.values().map(|e| e.min))?;
         for (i, entries) in group_by_page(&pending, |k| find_page(&leaves, k)) {
             let seg_buf = read_seg_buf(index, leaves[i].blkno, Lock::Exclusive)?;
             let mut x = XLogRecord::start(index)?;
@@ -980,10 +980,9 @@ pub fn segment_of(index: sys::Relation, key: i64) -> PgResult<(Segment, Option<i
 /// really hold, with exact zones on both sides (blocks holding no key of a
 /// side are dropped from it). Reads those heap blocks while holding the
 /// segment page exclusively: an insert that reached the heap before the read
-/// lands in a zone, one after it records itself after this write. The row
-/// counts are the heap's truth unless another transaction's insert is in
-/// flight in those blocks; then the counter's total is divided
-/// (core::recount). Returns false when the segment cannot be split (one
+/// lands in a zone, one after it records itself after this write. The
+/// counter's total is divided in the proportion of the keys read
+/// (core::recount), never replaced by them. Returns false when the segment cannot be split (one
 /// distinct key).
 pub fn split_exact(
     index: sys::Relation,
@@ -1000,15 +999,12 @@ pub fn split_exact(
     let in_range = |k: i64| k >= lo && hi.is_none_or(|h| k < h);
 
     let mut per_block: Vec<(u32, Vec<i64>)> = Vec::new();
-    let mut others_in_flight = false;
     for l in &seg.segs[si].listings {
-        let mut keys = Vec::new();
-        for t in crate::pg::heap::block_keys(heap, l.blkno, attno, width)? {
-            if let Some(k) = t.key.filter(|&k| in_range(k)) {
-                others_in_flight |= t.inflight;
-                keys.push(k);
-            }
-        }
+        let keys: Vec<i64> = crate::pg::heap::block_keys(heap, l.blkno, attno, width)?
+            .into_iter()
+            .filter_map(|t| t.key)
+            .filter(|&k| in_range(k))
+            .collect();
         per_block.push((l.blkno, keys));
     }
     let mut all: Vec<i64> = per_block
@@ -1046,15 +1042,13 @@ pub fn split_exact(
     upper.sort_unstable_by_key(|l| (l.zmin, l.blkno));
     let below = all.partition_point(|&k| k < at) as i64;
     // This transaction's own rows still pending for the segment are in the
-    // blocks just read and in `recorded`: both halves count them now.
+    // blocks just read: the halves count them now, and they are no longer
+    // owed (unless some of them moved to another segment meanwhile).
     let oid = rel::relid(index);
     let split_id = seg.segs[si].id;
-    let recorded = seg.segs[si]
-        .row_count
-        .saturating_add(pending_rows(index, split_id));
-    let (lower_rows, upper_rows) =
-        split_counts(recorded, below, all.len() as i64, others_in_flight);
-    PENDING.with(|p| p.borrow_mut().forget_segment(oid, split_id));
+    let own = PENDING.with(|p| p.borrow_mut().take_segment_within(oid, split_id, lo, hi));
+    let recorded = seg.segs[si].row_count.saturating_add(own);
+    let (lower_rows, upper_rows) = split_counts(recorded, below, all.len() as i64);
     let s = &mut seg.segs[si];
     let generation = s.split_generation.saturating_add(1);
     s.listings = lower;

@@ -149,8 +149,8 @@ fn choose(heap: sys::Relation, slot: *mut sys::TupleTableSlot) -> PgResult<u32> 
         }
     }
     bump(Counter::split);
-    // SAFETY: extends the table by one empty page.
-    guard(|| unsafe { sys::cpg_heap_extend_one(heap) })
+    // SAFETY: heap is open; returns an empty page (reused or appended).
+    guard(|| unsafe { sys::cpg_heap_fresh_block(heap) })
 }
 
 #[no_mangle]
