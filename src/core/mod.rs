@@ -11,5 +11,6 @@ pub mod ordered;
 pub mod pending;
 pub mod placement;
 pub mod plan;
+pub mod range_scan;
 pub mod seedapi;
 pub mod segmap;
