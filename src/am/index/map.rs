@@ -546,7 +546,10 @@ pub fn mapped_page_zones(index: sys::Relation, key: i64, lo: i64, hi: i64) -> Pg
 pub enum RangeBlocks {
     /// The candidate heap blocks, ascending, and how many segment pages
     /// were read to find them.
-    Listed { blocks: Vec<u32>, segment_pages: u32 },
+    Listed {
+        blocks: Vec<u32>,
+        segment_pages: u32,
+    },
     /// The map cannot narrow the range (overflowed, or a directory that
     /// lists nothing): every block is a candidate.
     Every,
