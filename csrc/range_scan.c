@@ -41,6 +41,7 @@
 #include "optimizer/pathnode.h"
 #include "optimizer/paths.h"
 #include "optimizer/restrictinfo.h"
+#include "storage/predicate.h"
 #include "utils/guc.h"
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
@@ -386,6 +387,14 @@ crs_begin(CustomScanState *node, EState *estate, int eflags)
 	if (eflags & EXEC_FLAG_EXPLAIN_ONLY)
 		return;
 	s->index = index_open(s->indexoid, AccessShareLock);
+
+	/*
+	 * SERIALIZABLE: a key range is a predicate, and the TID range scans
+	 * lock only the tuples they read, so a concurrent insert into the range
+	 * would go unseen. Lock the relation, as a sequential scan does
+	 * (PredicateLockRelation does nothing under other isolation levels).
+	 */
+	PredicateLockRelation(rel, estate->es_snapshot);
 	s->bound_states = ExecInitExprList(cscan->custom_exprs, (PlanState *) node);
 }
 
@@ -517,7 +526,7 @@ crs_explain(CustomScanState *node, List *ancestors, ExplainState *es)
 	CrsState   *s = (CrsState *) node;
 	char	   *name = get_rel_name(s->indexoid);
 
-	ExplainPropertyText("Index", name ? name : "?", es);
+	ExplainPropertyText("Index Name", name ? name : "?", es);
 	if (es->analyze)
 	{
 		ExplainPropertyInteger("Candidate Blocks", NULL, s->total_blocks, es);
