@@ -33,6 +33,7 @@ extern void cpg_check_for_interrupts(void);
 extern void _PG_init(void);
 extern void cpg_index_am_init(void);
 extern void cpg_table_am_init(void);
+extern void cpg_range_scan_init(void);
 
 /*
  * Run cb(arg) under PG_TRY. On error: back to the caller's memory context,
@@ -105,6 +106,7 @@ _PG_init(void)
 	rs_init(&st);
 	cpg_index_am_init();
 	cpg_table_am_init();
+	cpg_range_scan_init();
 	cpg_raise(&st);
 }
 

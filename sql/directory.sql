@@ -15,6 +15,7 @@ DECLARE c bigint; missing int := 0; plan text;
 BEGIN
   SET LOCAL enable_seqscan = off;
   SET LOCAL enable_bitmapscan = off;
+  SET LOCAL clustered_pg.enable_range_scan = off;
   EXECUTE format('EXPLAIN (COSTS OFF) SELECT * FROM %s WHERE id = 1', t) INTO plan;
   FOR k IN 1..n LOOP
     EXECUTE format('SELECT count(*) FROM %s WHERE id = $1', t) INTO c USING k;
@@ -51,6 +52,23 @@ BEGIN
                      ELSE ' (not an ordered index scan)' END || ' ';
   END LOOP;
   RETURN rtrim(ok);
+END $$;
+
+-- Key ranges through the ClusteredRangeScan custom scan (sql/range_scan.sql)
+-- return what a sequential scan returns, whatever the directory's depth.
+CREATE FUNCTION ranges_same(t regclass, n int) RETURNS text LANGUAGE plpgsql AS $$
+DECLARE a bigint; b bigint; bad int := 0; plan text; lo int;
+BEGIN
+  SET LOCAL enable_seqscan = off;
+  SET LOCAL enable_indexscan = off;
+  SET LOCAL enable_bitmapscan = off;
+  EXECUTE format('EXPLAIN (COSTS OFF) SELECT * FROM %s WHERE id BETWEEN 1 AND 2', t) INTO plan;
+  FOR lo IN SELECT generate_series(1, n, n / 20) LOOP
+    EXECUTE format('SELECT count(*) FROM %s WHERE id BETWEEN $1 AND $2', t) INTO a USING lo, lo + n / 7;
+    EXECUTE format('SELECT count(*) FROM %s WHERE id + 0 BETWEEN $1 AND $2', t) INTO b USING lo, lo + n / 7;
+    IF a <> b THEN bad := bad + 1; END IF;
+  END LOOP;
+  RETURN format('%s of 20 ranges differ, plan: %s', bad, plan);
 END $$;
 
 CREATE FUNCTION shape(t regclass) RETURNS text LANGUAGE sql AS $$
@@ -100,6 +118,10 @@ SELECT all_found('ca', 16000);
 SELECT all_found('cr', 12000);
 SELECT all_found('ha', 16000);
 SELECT all_found('hr', 6000);
+SELECT ranges_same('ca', 16000);
+SELECT ranges_same('cr', 12000);
+SELECT ranges_same('ha', 16000);
+SELECT ranges_same('hr', 6000);
 SELECT ordered_same('ca', 3000, 9000);
 SELECT ordered_same('cr', 3000, 9000);
 SELECT ordered_same('ha', 3000, 9000);
@@ -178,5 +200,6 @@ RESET ROLE;
 DROP ROLE cpg_dir_user;
 
 DROP TABLE ca, cr, ha, hr, tiny;
-DROP FUNCTION all_found(regclass, int), ordered_same(regclass, int, int), shape(regclass);
+DROP FUNCTION all_found(regclass, int), ordered_same(regclass, int, int), shape(regclass),
+  ranges_same(regclass, int);
 DROP EXTENSION clustered_pg;

@@ -108,7 +108,8 @@ SELECT buffers('SELECT * FROM ol WHERE id > 1000 ORDER BY id LIMIT 10') <= 6 AS 
        buffers('SELECT * FROM ol ORDER BY id DESC LIMIT 10') <= 6 AS backward_limit_reads_few_blocks;
 SELECT array_agg(id) FROM (SELECT id FROM ol WHERE id > 1000 ORDER BY id LIMIT 10) s;
 SELECT array_agg(id) FROM (SELECT id FROM ol ORDER BY id DESC LIMIT 3) s;
--- Without ORDER BY, a range goes to the bitmap path (each block read once).
+-- Without ORDER BY, a range goes to the ClusteredRangeScan custom scan
+-- (each block read once; sql/range_scan.sql).
 EXPLAIN (COSTS OFF) SELECT * FROM ol WHERE id BETWEEN 1000 AND 2000;
 
 -- HOT updates: each row once, with its newest version.

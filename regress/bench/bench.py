@@ -411,11 +411,14 @@ END $$;
 
 
 def describe_plan(plan):
-    """'Bitmap Heap Scan > Bitmap Index Scan (idx)' from an EXPLAIN JSON plan."""
+    """'Bitmap Heap Scan > Bitmap Index Scan (idx)' from an EXPLAIN JSON plan
+    ('Custom Scan ClusteredRangeScan (idx)' for the range custom scan)."""
     parts = []
     node = plan
     while node is not None:
         s = node.get("Node Type", "?")
+        if node.get("Custom Plan Provider"):
+            s += " " + node["Custom Plan Provider"]
         if node.get("Index Name"):
             s += " (%s)" % node["Index Name"]
         parts.append(s)

@@ -11,6 +11,7 @@ pub mod ordered;
 pub mod pending;
 pub mod placement;
 pub mod plan;
+pub mod range_scan;
 pub mod recount;
 pub mod seedapi;
 pub mod segmap;

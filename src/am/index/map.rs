@@ -486,29 +486,40 @@ pub struct PageZones {
 }
 
 pub fn page_zones(index: sys::Relation, key: i64, lo: i64, hi: i64) -> PgResult<PageZones> {
+    match mapped_page_zones(index, key, lo, hi)? {
+        Mapped::Zones(z) => Ok(z),
+        Mapped::Empty => Ok(PageZones {
+            zones: Vec::new(),
+            lo: i64::MIN,
+            hi: i64::MAX,
+        }),
+        Mapped::Overflow => Ok(PageZones {
+            zones: all_heap_blocks(index)?
+                .into_iter()
+                .map(|blk| Zone {
+                    blk,
+                    zmin: i64::MIN,
+                    zmax: i64::MAX,
+                })
+                .collect(),
+            lo: i64::MIN,
+            hi: i64::MAX,
+        }),
+    }
+}
+
+/// [`page_zones`] before an overflowed or empty map is given a meaning.
+pub enum Mapped {
+    Zones(PageZones),
+    Overflow,
+    Empty,
+}
+
+pub fn mapped_page_zones(index: sys::Relation, key: i64, lo: i64, hi: i64) -> PgResult<Mapped> {
     let loc = match locate(index, key, Lock::Share)? {
         Located::Seg(l) => l,
-        Located::Empty => {
-            return Ok(PageZones {
-                zones: Vec::new(),
-                lo: i64::MIN,
-                hi: i64::MAX,
-            })
-        }
-        Located::Overflow => {
-            return Ok(PageZones {
-                zones: all_heap_blocks(index)?
-                    .into_iter()
-                    .map(|blk| Zone {
-                        blk,
-                        zmin: i64::MIN,
-                        zmax: i64::MAX,
-                    })
-                    .collect(),
-                lo: i64::MIN,
-                hi: i64::MAX,
-            })
-        }
+        Located::Empty => return Ok(Mapped::Empty),
+        Located::Overflow => return Ok(Mapped::Overflow),
     };
     let page_lo = loc.lo;
     let page_hi = loc.hi.map_or(i64::MAX, |h| h - 1);
@@ -524,11 +535,66 @@ pub fn page_zones(index: sys::Relation, key: i64, lo: i64, hi: i64) -> PgResult<
         })
         .collect();
     drop(seg_buf);
-    Ok(PageZones {
+    Ok(Mapped::Zones(PageZones {
         zones,
         lo: page_lo,
         hi: page_hi,
+    }))
+}
+
+/// What the map says about a key range, for the range scan
+/// (src/am/range_scan.rs).
+pub enum RangeBlocks {
+    /// The candidate heap blocks, ascending, and how many segment pages
+    /// were read to find them.
+    Listed {
+        blocks: Vec<u32>,
+        segment_pages: u32,
+    },
+    /// The map cannot narrow the range (overflowed, or a directory that
+    /// lists nothing): every block is a candidate.
+    Every,
+}
+
+/// [`candidates`] for the range scan, which reads "every block" as one
+/// run instead of a list and wants to know how many map pages it read.
+pub fn range_blocks(index: sys::Relation, lo: i64, hi: i64) -> PgResult<RangeBlocks> {
+    let mut blocks = Vec::new();
+    let mut segment_pages = 0u32;
+    if lo > hi {
+        return Ok(RangeBlocks::Listed {
+            blocks,
+            segment_pages,
+        });
+    }
+    bump(Counter::scan);
+    let mut key = lo;
+    loop {
+        // Re-descend for every page, as `candidates` does.
+        let page = match mapped_page_zones(index, key, lo, hi)? {
+            Mapped::Zones(z) => z,
+            Mapped::Overflow | Mapped::Empty => return Ok(RangeBlocks::Every),
+        };
+        segment_pages += 1;
+        blocks.extend(page.zones.iter().map(|z| z.blk));
+        if page.hi >= hi {
+            break;
+        }
+        key = page.hi + 1;
+    }
+    blocks.sort_unstable();
+    blocks.dedup();
+    Ok(RangeBlocks::Listed {
+        blocks,
+        segment_pages,
     })
+}
+
+/// Whether the map has overflowed (the planner then leaves the index
+/// alone).
+pub fn overflowed(index: sys::Relation) -> PgResult<bool> {
+    let (_buf, meta) = read_meta(index, Lock::Share)?;
+    Ok(meta.flags & META_FLAG_OVERFLOW != 0)
 }
 
 /// For the planner: whether the map overflowed, and how many heap blocks a
