@@ -379,18 +379,22 @@ for t in smoke_mix_ch smoke_mix_ph; do
     for range in "1 AND 1000000000000" "1 AND 300000000000" "250000000000 AND 250100000000" \
                  "700000000000 AND 700000001000" "10000000000000 AND 20000000000000" \
                  "-9223372036854775808 AND 9223372036854775807"; do
-        check "$t: clustered_pk_index scan count = seq scan count (id BETWEEN $range)" \
+        check "$t: clustered_pk_index scan, bitmap and range scan counts = seq scan count (id BETWEEN $range)" \
             "BEGIN; DROP INDEX ${t}_id_key; CREATE TEMP TABLE c2 (what text, n bigint);
+             SET LOCAL clustered_pg.enable_range_scan = off;
              SET LOCAL enable_seqscan = off; SET LOCAL enable_bitmapscan = off;
              INSERT INTO c2 SELECT 'index', count(*) FROM $t WHERE id BETWEEN $range;
              SET LOCAL enable_indexscan = off; SET LOCAL enable_bitmapscan = on;
              INSERT INTO c2 SELECT 'bitmap', count(*) FROM $t WHERE id BETWEEN $range;
-             SET LOCAL enable_bitmapscan = off; SET LOCAL enable_seqscan = on;
+             SET LOCAL enable_bitmapscan = off; SET LOCAL clustered_pg.enable_range_scan = on;
+             INSERT INTO c2 SELECT 'range', count(*) FROM $t WHERE id BETWEEN $range;
+             SET LOCAL clustered_pg.enable_range_scan = off; SET LOCAL enable_seqscan = on;
              INSERT INTO c2 SELECT 'seq', count(*) FROM $t WHERE id BETWEEN $range;
-             SELECT count(DISTINCT n) = 1 AND count(*) = 3 FROM c2;
+             SELECT count(DISTINCT n) = 1 AND count(*) = 4 FROM c2;
              ROLLBACK"
     done
     plan=$(psql_db -c "BEGIN; DROP INDEX ${t}_id_key; SET LOCAL enable_seqscan = off; SET LOCAL enable_bitmapscan = off;
+                       SET LOCAL clustered_pg.enable_range_scan = off;
                        EXPLAIN (COSTS OFF) SELECT count(*) FROM $t WHERE id BETWEEN 1 AND 1000; ROLLBACK" 2>&1 || true)
     NCHECKS=$((NCHECKS + 1))
     if grep -q "Index Scan using ${t}_ck" <<<"$plan"; then
@@ -401,6 +405,7 @@ for t in smoke_mix_ch smoke_mix_ph; do
     fi
     check "$t: every row is found by an equality lookup through the clustered_pk_index" \
         "BEGIN; DROP INDEX ${t}_id_key; SET LOCAL enable_seqscan = off; SET LOCAL enable_bitmapscan = off;
+         SET LOCAL clustered_pg.enable_range_scan = off;
          SELECT count(*) = 0 FROM $t s WHERE NOT EXISTS (SELECT 1 FROM $t x WHERE x.id = s.id AND x.ctid = s.ctid);
          ROLLBACK"
     psql_db -c "VACUUM $t" >/dev/null

@@ -12,7 +12,7 @@ SET search_path = public;
 -- buffers it touched (its own and its children's, as EXPLAIN counts them).
 CREATE FUNCTION nodes(q text)
 RETURNS TABLE (node text, provider text, index_name text, buffers int,
-               candidate_blocks int, block_runs int, actual_rows numeric,
+               candidate_blocks int, block_runs int, actual_rows bigint,
                loops numeric, map text) LANGUAGE plpgsql AS $$
 DECLARE j jsonb;
 BEGIN
@@ -27,13 +27,13 @@ BEGIN
   SELECT p->>'Node Type', p->>'Custom Plan Provider', p->>'Index Name',
          (p->>'Shared Hit Blocks')::int + (p->>'Shared Read Blocks')::int,
          (p->>'Candidate Blocks')::int, (p->>'Block Runs')::int,
-         (p->>'Actual Rows')::numeric, (p->>'Actual Loops')::numeric, p->>'Map'
+         round((p->>'Actual Rows')::numeric)::bigint, (p->>'Actual Loops')::numeric, p->>'Map'
     FROM walk;
 END $$;
 
 -- The range scan node of a query (NULL row when the plan has none).
 CREATE FUNCTION range_node(q text)
-RETURNS TABLE (buffers int, candidate_blocks int, block_runs int, actual_rows numeric,
+RETURNS TABLE (buffers int, candidate_blocks int, block_runs int, actual_rows bigint,
                loops numeric, map text) LANGUAGE sql AS $$
   SELECT buffers, candidate_blocks, block_runs, actual_rows, loops, map
     FROM nodes(q) WHERE provider = 'ClusteredRangeScan'
