@@ -148,6 +148,7 @@ check_db() {
         local plan
         plan=$(q "$db" -c "BEGIN; DROP INDEX IF EXISTS dr_ch_id_key, dr_ch_v; ALTER TABLE dr_ph DROP CONSTRAINT dr_ph_pkey;
                            SET LOCAL enable_seqscan = off; SET LOCAL enable_bitmapscan = off;
+                           SET LOCAL clustered_pg.enable_range_scan = off;
                            EXPLAIN (COSTS OFF) SELECT * FROM $t WHERE id BETWEEN 700 AND 2100; ROLLBACK" 2>&1 || true)
         NCHECKS=$((NCHECKS + 1))
         if grep -q "Index Scan using ${t}_ck" <<<"$plan"; then
@@ -156,21 +157,25 @@ check_db() {
             NFAILED=$((NFAILED + 1))
             log "  FAIL  [$db] the forced index scan on $t does not use ${t}_ck; plan: $(tr '\n' ' ' <<<"$plan")"
         fi
-        check "$t: clustered_pk_index scans find what a seq scan finds (3 ranges, point lookups)" "$db" \
+        check "$t: clustered_pk_index scans and the range scan find what a seq scan finds (3 ranges, point lookups)" "$db" \
             "BEGIN; DROP INDEX IF EXISTS dr_ch_id_key, dr_ch_v; ALTER TABLE dr_ph DROP CONSTRAINT dr_ph_pkey;
              CREATE TEMP TABLE c (what text, n bigint, s numeric);
              SET LOCAL enable_seqscan = off; SET LOCAL enable_bitmapscan = off;
+             SET LOCAL clustered_pg.enable_range_scan = off;
              INSERT INTO c SELECT 'index1', count(*), sum(id) FROM $t WHERE id BETWEEN 700 AND 2100;
              INSERT INTO c SELECT 'index2', count(*), sum(id) FROM $t WHERE id < 5000;
              INSERT INTO c SELECT 'index3', count(*), sum(id) FROM $t WHERE id > 1000000;
              INSERT INTO c SELECT 'points', count(*), NULL FROM $t x WHERE EXISTS (SELECT 1 FROM $t y WHERE y.id = x.id AND y.ctid = x.ctid);
-             SET LOCAL enable_indexscan = off; SET LOCAL enable_seqscan = on;
+             SET LOCAL enable_indexscan = off; SET LOCAL clustered_pg.enable_range_scan = on;
+             INSERT INTO c SELECT 'range1', count(*), sum(id) FROM $t WHERE id BETWEEN 700 AND 2100;
+             SET LOCAL clustered_pg.enable_range_scan = off; SET LOCAL enable_seqscan = on;
              INSERT INTO c SELECT 'seq1', count(*), sum(id) FROM $t WHERE id BETWEEN 700 AND 2100;
              INSERT INTO c SELECT 'seq2', count(*), sum(id) FROM $t WHERE id < 5000;
              INSERT INTO c SELECT 'seq3', count(*), sum(id) FROM $t WHERE id > 1000000;
              INSERT INTO c SELECT 'all', count(*), NULL FROM $t;
              SELECT (SELECT n FROM c WHERE what = 'index1') > 0
                 AND (SELECT (n, s) FROM c WHERE what = 'index1') = (SELECT (n, s) FROM c WHERE what = 'seq1')
+                AND (SELECT (n, s) FROM c WHERE what = 'range1') = (SELECT (n, s) FROM c WHERE what = 'seq1')
                 AND (SELECT (n, s) FROM c WHERE what = 'index2') = (SELECT (n, s) FROM c WHERE what = 'seq2')
                 AND (SELECT (n, coalesce(s, 0)) FROM c WHERE what = 'index3') = (SELECT (n, coalesce(s, 0)) FROM c WHERE what = 'seq3')
                 AND (SELECT n FROM c WHERE what = 'points') = (SELECT n FROM c WHERE what = 'all');
