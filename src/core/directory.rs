@@ -249,8 +249,11 @@ pub fn plan_room(
         if root_len < caps.root {
             Room::Fits
         } else if root_len >= 2 && root_len <= 2 * most {
+            // The metapage holds fewer entries than a directory page, so
+            // the lower bound is often 0: it must not wrap.
             Room::Grow {
-                at: split_point(root_len, insert_at, true).clamp(root_len - most, most),
+                at: split_point(root_len, insert_at, true)
+                    .clamp(root_len.saturating_sub(most), most),
             }
         } else {
             Room::Full
@@ -801,6 +804,46 @@ mod tests {
             assert_eq!(err, DirectoryFull);
             assert!(d.leaves().len() <= caps.max_segment_pages());
             d.check(caps).unwrap();
+        }
+    }
+
+    #[test]
+    fn real_capacities_grow_past_a_full_metapage() {
+        // The metapage (505 entries) is smaller than a directory page
+        // (509): growing from a full metapage must split it, not panic.
+        let caps = DirCaps::REAL;
+        assert!(caps.root < caps.page);
+        let full = caps.root;
+        assert_eq!(
+            plan_room(0, full, 0, 0, full, caps),
+            Room::Grow { at: full - 1 }
+        );
+        assert_eq!(
+            plan_room(0, full, 0, 0, 7, caps),
+            Room::Grow { at: full / 2 }
+        );
+        for ascending in [true, false] {
+            let mut d = Directory::flat(vec![entry(i64::MIN, 1)]);
+            let mut next_blk = 1u32;
+            let mut alloc = || {
+                next_blk += 1;
+                next_blk
+            };
+            let mut x = 12345u64;
+            for k in 1..3000i64 {
+                let key = if ascending {
+                    k
+                } else {
+                    x = x
+                        .wrapping_mul(6364136223846793005)
+                        .wrapping_add(1442695040888963407);
+                    (x >> 1) as i64
+                };
+                d.insert(entry(key, 10_000 + k as u32), caps, &mut alloc)
+                    .unwrap();
+            }
+            d.check(caps).unwrap();
+            assert_eq!(d.leaves().len(), 3000);
         }
     }
 
