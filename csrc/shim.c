@@ -83,8 +83,8 @@ cpg_check_for_interrupts(void)
 
 /*
  * clustered_pg.debug_dir_capacity: a developer setting (superuser only)
- * that lowers how many entries the metapage and a directory page take
- * before the segment directory grows a level or splits a directory page,
+ * that lowers how many entries the metapage (n) and a directory page (n + 1)
+ * take before the segment directory grows a level or splits a directory page,
  * so tests reach a two-level directory with a small table. 0 (default) =
  * the real capacities. Read by src/am/index/map.rs dir_caps().
  */

@@ -40,9 +40,12 @@ impl DirCaps {
         page: DirPage::CAPACITY,
     };
 
-    /// Capacities with both levels lowered to `n` (0 = the real ones).
-    /// Clamped to at least 3 so that a split always leaves two non-empty
-    /// halves and a new level has room to grow.
+    /// Capacities lowered to `n` entries in the metapage and `n + 1` in a
+    /// directory page (0 = the real ones), keeping the real shape (the
+    /// metapage holds fewer entries than a directory page) so tests walk
+    /// the same paths as a real directory. Clamped to at least 3 so that a
+    /// split always leaves two non-empty halves and a new level has room
+    /// to grow.
     pub fn lowered(n: i32) -> DirCaps {
         if n <= 0 {
             return DirCaps::REAL;
@@ -50,7 +53,7 @@ impl DirCaps {
         let n = n.max(3) as usize;
         DirCaps {
             root: n.min(Meta::DIR_CAPACITY),
-            page: n.min(DirPage::CAPACITY),
+            page: (n + 1).min(DirPage::CAPACITY),
         }
     }
 
@@ -556,7 +559,7 @@ mod tests {
         assert_eq!(DirPage::CAPACITY, 509);
         assert_eq!(DirCaps::REAL.max_segment_pages(), 505 * 509);
         assert_eq!(DirCaps::lowered(0), DirCaps::REAL);
-        assert_eq!(DirCaps::lowered(1), DirCaps { root: 3, page: 3 });
+        assert_eq!(DirCaps::lowered(1), DirCaps { root: 3, page: 4 });
         assert_eq!(DirCaps::lowered(100_000), DirCaps::REAL);
     }
 
