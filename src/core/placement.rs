@@ -101,6 +101,21 @@ pub fn place_capped(
     }
 }
 
+/// How close to its capacity a segment's counter must be before placement
+/// counts the keys its blocks really hold. The counter learns other
+/// transactions' rows only when they commit (and a split divides it by
+/// estimate), so near capacity it can lag the heap by the rows in flight;
+/// the count includes them, which narrows the window in which concurrent
+/// writers can push a segment past split_threshold to the moments between
+/// that read and their inserts.
+pub const NEAR_CAPACITY_ROWS: i64 = 16;
+
+/// Whether a segment whose counter (plus this transaction's pending rows)
+/// says `rows` should have its keys counted before placing a row.
+pub fn count_keys_first(rows: i64, capacity: i64) -> bool {
+    capacity != i64::MAX && rows < capacity && rows.saturating_add(NEAR_CAPACITY_ROWS) >= capacity
+}
+
 /// Rows of `tuple_len` bytes a heap page holds at `fillfactor` percent:
 /// the split floor.
 pub fn rows_per_page(tuple_len: usize, fillfactor: i32) -> i64 {
@@ -226,6 +241,17 @@ impl FreeSpaceMemo {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn keys_are_counted_only_near_capacity() {
+        assert!(!count_keys_first(10, 64));
+        assert!(count_keys_first(64 - NEAR_CAPACITY_ROWS, 64));
+        assert!(count_keys_first(63, 64));
+        // At capacity the counter alone already splits.
+        assert!(!count_keys_first(64, 64));
+        // A segment that cannot split (capacity lifted) is never counted.
+        assert!(!count_keys_first(i64::MAX - 1, i64::MAX));
+    }
     use std::collections::HashMap;
 
     fn l(blkno: u32, zmin: i64, zmax: i64) -> Listed {

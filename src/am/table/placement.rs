@@ -10,7 +10,8 @@ use crate::core::counters::{bump, Counter};
 use crate::core::layout::Segment;
 use crate::core::options::IndexOptions;
 use crate::core::placement::{
-    fits, place_capped, rows_per_page, split_floor, Decision, FreeSpaceMemo, Listed,
+    count_keys_first, fits, place_capped, rows_per_page, split_floor, Decision, FreeSpaceMemo,
+    Listed,
 };
 use crate::pg::error::{codes, entry, guard, CpgStatus, PgError, PgResult};
 use crate::pg::rel::{self, OpenRel};
@@ -43,6 +44,7 @@ fn decide(
     heap: sys::Relation,
     index: sys::Relation,
     seg: &Segment,
+    hi: Option<i64>,
     key: i64,
     tuple_len: usize,
     opts: &IndexOptions,
@@ -66,9 +68,12 @@ fn decide(
     let relid = rel::relid(heap);
     let ff = opts.target_fillfactor;
     // Rows of this transaction not yet counted on the page (map::record).
-    let rows = seg
+    let mut rows = seg
         .row_count
         .saturating_add(map::pending_rows(index, seg.id));
+    if count_keys_first(rows, capacity) {
+        rows = rows.max(keys_in_blocks(heap, index, seg, hi)?);
+    }
     let decision = place_capped(key, &listed, rows, floor, capacity, |b, fill| {
         if b >= nblocks {
             return false;
@@ -92,6 +97,27 @@ fn decide(
         Some(e) => Err(e),
         None => Ok(decision),
     }
+}
+
+/// Keys of the segment's range (`seg.lo..hi`) its blocks hold, rows of
+/// transactions in flight included.
+fn keys_in_blocks(
+    heap: sys::Relation,
+    index: sys::Relation,
+    seg: &Segment,
+    hi: Option<i64>,
+) -> PgResult<i64> {
+    let attno = rel::index_heap_attno(index);
+    let width = rel::key_width(index)?;
+    let mut n = 0i64;
+    for l in &seg.listings {
+        n += crate::pg::heap::block_keys(heap, l.blkno, attno, width)?
+            .iter()
+            .filter_map(|t| t.key)
+            .filter(|&k| k >= seg.lo && hi.is_none_or(|h| k < h))
+            .count() as i64;
+    }
+    Ok(n)
 }
 
 fn choose(heap: sys::Relation, slot: *mut sys::TupleTableSlot) -> PgResult<u32> {
@@ -133,8 +159,8 @@ fn choose(heap: sys::Relation, slot: *mut sys::TupleTableSlot) -> PgResult<u32> 
     // another. One that cannot split (a single key value) fills as usual.
     let mut capacity = i64::from(opts.split_threshold);
     for _ in 0..4 {
-        let (seg, _hi) = map::segment_of(ix, key)?;
-        let decision = decide(heap, ix, &seg, key, len, &opts, nblocks, capacity)?;
+        let (seg, hi) = map::segment_of(ix, key)?;
+        let decision = decide(heap, ix, &seg, hi, key, len, &opts, nblocks, capacity)?;
         match decision {
             Decision::Block(b) => return Ok(b),
             Decision::Fresh => break,
@@ -242,7 +268,7 @@ pub fn predicted_major(heap: sys::Relation, index: sys::Relation, key: i64) -> P
         None => 64,
     };
     let capacity = i64::from(opts.split_threshold);
-    let decision = decide(heap, index, &seg, key, len, &opts, nblocks, capacity)?;
+    let decision = decide(heap, index, &seg, hi, key, len, &opts, nblocks, capacity)?;
     if decision != Decision::Split {
         return Ok(seg.id);
     }
