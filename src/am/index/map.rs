@@ -451,26 +451,63 @@ pub fn now() -> i64 {
 /// Heap blocks that may hold keys in `[lo, hi]`, ascending (a bitmap's
 /// pages). Every heap block when the map has overflowed.
 pub fn candidates(index: sys::Relation, lo: i64, hi: i64) -> PgResult<Vec<u32>> {
+    match walk_range(index, lo, hi)? {
+        Walk::Listed { blocks, .. } | Walk::Empty { blocks } => Ok(blocks),
+        Walk::Overflow => all_heap_blocks(index),
+    }
+}
+
+/// What the segment pages covering `[lo, hi]` list.
+enum Walk {
+    /// Their blocks (ascending, distinct) and how many pages were read.
+    Listed {
+        blocks: Vec<u32>,
+        segment_pages: u32,
+    },
+    /// The map overflowed: it cannot narrow anything.
+    Overflow,
+    /// The directory lists no segment page (the blocks of pages read
+    /// before it said so).
+    Empty { blocks: Vec<u32> },
+}
+
+fn walk_range(index: sys::Relation, lo: i64, hi: i64) -> PgResult<Walk> {
+    let mut blocks = Vec::new();
+    let mut segment_pages = 0u32;
     if lo > hi {
-        return Ok(Vec::new());
+        return Ok(Walk::Listed {
+            blocks,
+            segment_pages,
+        });
     }
     bump(Counter::scan);
-    let mut out = Vec::new();
     let mut key = lo;
     loop {
         // Re-descend from the metapage for every page: between pages a
         // concurrent split may have moved segments, and the directory is
         // the only authority on which page owns `key`.
-        let page = page_zones(index, key, lo, hi)?;
-        out.extend(page.zones.iter().map(|z| z.blk));
+        let page = match mapped_page_zones(index, key, lo, hi)? {
+            Mapped::Zones(z) => z,
+            Mapped::Overflow => return Ok(Walk::Overflow),
+            Mapped::Empty => {
+                blocks.sort_unstable();
+                blocks.dedup();
+                return Ok(Walk::Empty { blocks });
+            }
+        };
+        segment_pages += 1;
+        blocks.extend(page.zones.iter().map(|z| z.blk));
         if page.hi >= hi {
             break;
         }
         key = page.hi + 1;
     }
-    out.sort_unstable();
-    out.dedup();
-    Ok(out)
+    blocks.sort_unstable();
+    blocks.dedup();
+    Ok(Walk::Listed {
+        blocks,
+        segment_pages,
+    })
 }
 
 /// One directory page's share of an ordered scan: the zones of the page
@@ -559,34 +596,15 @@ pub enum RangeBlocks {
 /// [`candidates`] for the range scan, which reads "every block" as one
 /// run instead of a list and wants to know how many map pages it read.
 pub fn range_blocks(index: sys::Relation, lo: i64, hi: i64) -> PgResult<RangeBlocks> {
-    let mut blocks = Vec::new();
-    let mut segment_pages = 0u32;
-    if lo > hi {
-        return Ok(RangeBlocks::Listed {
+    Ok(match walk_range(index, lo, hi)? {
+        Walk::Listed {
             blocks,
             segment_pages,
-        });
-    }
-    bump(Counter::scan);
-    let mut key = lo;
-    loop {
-        // Re-descend for every page, as `candidates` does.
-        let page = match mapped_page_zones(index, key, lo, hi)? {
-            Mapped::Zones(z) => z,
-            Mapped::Overflow | Mapped::Empty => return Ok(RangeBlocks::Every),
-        };
-        segment_pages += 1;
-        blocks.extend(page.zones.iter().map(|z| z.blk));
-        if page.hi >= hi {
-            break;
-        }
-        key = page.hi + 1;
-    }
-    blocks.sort_unstable();
-    blocks.dedup();
-    Ok(RangeBlocks::Listed {
-        blocks,
-        segment_pages,
+        } => RangeBlocks::Listed {
+            blocks,
+            segment_pages,
+        },
+        Walk::Overflow | Walk::Empty { .. } => RangeBlocks::Every,
     })
 }
 

@@ -72,7 +72,7 @@ fn decide(
         .row_count
         .saturating_add(map::pending_rows(index, seg.id));
     if count_keys_first(rows, capacity) {
-        rows = rows.max(keys_in_blocks(heap, index, seg, hi)?);
+        rows = rows.max(segment_keys(heap, index, seg, hi)?.len() as i64);
     }
     let decision = place_capped(key, &listed, rows, floor, capacity, |b, fill| {
         if b >= nblocks {
@@ -100,24 +100,24 @@ fn decide(
 }
 
 /// Keys of the segment's range (`seg.lo..hi`) its blocks hold, rows of
-/// transactions in flight included.
-fn keys_in_blocks(
+/// transactions in flight included, in block order.
+fn segment_keys(
     heap: sys::Relation,
     index: sys::Relation,
     seg: &Segment,
     hi: Option<i64>,
-) -> PgResult<i64> {
+) -> PgResult<Vec<i64>> {
     let attno = rel::index_heap_attno(index);
     let width = rel::key_width(index)?;
-    let mut n = 0i64;
+    let mut keys = Vec::new();
     for l in &seg.listings {
-        n += crate::pg::heap::block_keys(heap, l.blkno, attno, width)?
-            .iter()
-            .filter_map(|t| t.key)
-            .filter(|&k| k >= seg.lo && hi.is_none_or(|h| k < h))
-            .count() as i64;
+        for t in crate::pg::heap::block_keys(heap, l.blkno, attno, width)? {
+            if let Some(k) = t.key.filter(|&k| k >= seg.lo && hi.is_none_or(|h| k < h)) {
+                keys.push(k);
+            }
+        }
     }
-    Ok(n)
+    Ok(keys)
 }
 
 fn choose(heap: sys::Relation, slot: *mut sys::TupleTableSlot) -> PgResult<u32> {
@@ -272,14 +272,7 @@ pub fn predicted_major(heap: sys::Relation, index: sys::Relation, key: i64) -> P
     if decision != Decision::Split {
         return Ok(seg.id);
     }
-    let mut keys = Vec::new();
-    for l in &seg.listings {
-        for t in crate::pg::heap::block_keys(heap, l.blkno, attno, width)? {
-            if let Some(k) = t.key.filter(|&k| k >= seg.lo && hi.is_none_or(|h| k < h)) {
-                keys.push(k);
-            }
-        }
-    }
+    let mut keys = segment_keys(heap, index, &seg, hi)?;
     keys.sort_unstable();
     match crate::core::placement::median_split(&keys, seg.lo) {
         Some(at) if key >= at && hi.is_none_or(|h| at < h) => {
