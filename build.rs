@@ -291,6 +291,7 @@ const VARS: &[&str] = &[
     "BYTEAOID",
     "TEXTOID",
     "RELKIND_.*",
+    "HEAP_TABLE_AM_OID",
     "ACL_SELECT",
     "ACL_.*",
     "NAMEDATALEN",

@@ -125,6 +125,7 @@ _PG_init(void)
 CPG_SQL_FUNCTION(version)
 CPG_SQL_FUNCTION(observability)
 CPG_SQL_FUNCTION(verify)
+CPG_SQL_FUNCTION(repack)
 CPG_SQL_FUNCTION(directory_stats)
 
 CPG_SQL_FUNCTION(locator_in)

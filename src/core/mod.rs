@@ -13,5 +13,6 @@ pub mod placement;
 pub mod plan;
 pub mod range_scan;
 pub mod recount;
+pub mod repack;
 pub mod seedapi;
 pub mod segmap;

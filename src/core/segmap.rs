@@ -159,6 +159,12 @@ impl SegPage {
     /// Notes that a tuple with `key` is about to be placed in `blkno`.
     /// Must happen before the tuple can be seen.
     pub fn record(&mut self, key: i64, blkno: u32, now: i64) -> Recorded {
+        self.record_rows(key, blkno, now, 1)
+    }
+
+    /// [`SegPage::record`] adding `rows` to the segment's row count: 0 for
+    /// a row that moved (repack), whose old version leaves with VACUUM.
+    pub fn record_rows(&mut self, key: i64, blkno: u32, now: i64, rows: i64) -> Recorded {
         if self.segs.is_empty() {
             // Only a corrupt or uninitialised page has no segment; refusing
             // to write is safer than inventing a key range.
@@ -185,7 +191,7 @@ impl SegPage {
                 Recorded::AddedListing
             }
         };
-        seg.row_count = seg.row_count.saturating_add(1);
+        seg.row_count = seg.row_count.saturating_add(rows);
         seg.updated_at = now;
         outcome
     }
@@ -1005,6 +1011,18 @@ pub fn record_in_place(
     blkno: u32,
     now: i64,
 ) -> Result<(Recorded, usize), LayoutError> {
+    record_rows_in_place(buf, key, blkno, now, 1)
+}
+
+/// [`record_in_place`] adding `rows` to the row count
+/// ([`SegPage::record_rows`]).
+pub fn record_rows_in_place(
+    buf: &mut [u8],
+    key: i64,
+    blkno: u32,
+    now: i64,
+    rows: i64,
+) -> Result<(Recorded, usize), LayoutError> {
     let (mut used, _, seg_off, _, mut h) = raw_find_segment(buf, key)?;
     let lst = seg_off + SegHeader::SIZE;
     let n = h.nlist as usize;
@@ -1045,7 +1063,7 @@ pub fn record_in_place(
             Recorded::AddedListing
         }
     };
-    h.row_count = h.row_count.saturating_add(1);
+    h.row_count = h.row_count.saturating_add(rows);
     h.updated_at = now;
     h.write(&mut buf[seg_off..]);
     Ok((outcome, used))

@@ -110,6 +110,25 @@ extern "C" {
 }
 
 extern "C" {
+    /// Opens the executor state (csrc/repack.c's CpgMover) that moves rows of `rel` (every index but
+    /// `clustered_index` gets entries for moved rows). Refuses read-only
+    /// transactions and recovery.
+    pub fn cpg_mover_begin(rel: Relation, clustered_index: Oid) -> *mut core::ffi::c_void;
+    /// Moves the row at (blkno, offnum) into `target`: 0 moved (the new
+    /// block in `new_blkno`), 1 skipped, 2 no room in `target` (unless
+    /// `force`).
+    pub fn cpg_mover_move(
+        m: *mut core::ffi::c_void,
+        blkno: BlockNumber,
+        offnum: u16,
+        target: BlockNumber,
+        force: bool,
+        new_blkno: *mut BlockNumber,
+    ) -> i32;
+    pub fn cpg_mover_end(m: *mut core::ffi::c_void);
+}
+
+extern "C" {
     /// ereport(WARNING) with a message and a hint.
     pub fn cpg_warning(message: *const core::ffi::c_char, hint: *const core::ffi::c_char);
 }

@@ -4,6 +4,7 @@
 
 pub mod info;
 pub mod locator;
+pub mod repack;
 pub mod segment_map;
 pub mod selftest;
 pub mod verify;

@@ -27,7 +27,7 @@ extern "C" {
     fn has_privs_of_role(member: sys::Oid, role: sys::Oid) -> bool;
 }
 
-fn relation_arg(a: &Args, func: &str) -> PgResult<sys::Oid> {
+pub(crate) fn relation_arg(a: &Args, func: &str) -> PgResult<sys::Oid> {
     Ok(a.required(0, func, "relation")? as sys::Oid)
 }
 
@@ -57,7 +57,11 @@ fn open_reader(oid: sys::Oid, table_lock: u32) -> PgResult<(OpenRel, OpenRel)> {
 }
 
 /// Opens them for a maintenance call: the current user must own the table.
-fn open_writer(oid: sys::Oid, table_lock: u32, func: &str) -> PgResult<(OpenRel, OpenRel)> {
+pub(crate) fn open_writer(
+    oid: sys::Oid,
+    table_lock: u32,
+    func: &str,
+) -> PgResult<(OpenRel, OpenRel)> {
     let (h, ix) = open_clustered(oid, table_lock)?;
     let hr = h.rel();
     // SAFETY: rd_rel is set on an open relation.

@@ -22,7 +22,7 @@ use crate::core::ordered::Zone;
 use crate::core::pending::{group_by_page, PendingRows};
 use crate::core::recount::split_counts;
 use crate::core::segmap::{
-    add_rows_in_place, covered_in_place, find_page, pick_split_key, record_in_place,
+    add_rows_in_place, covered_in_place, find_page, pick_split_key, record_rows_in_place,
     segment_in_place, Recorded,
 };
 use crate::pg::buffer::{Lock, LockedBuffer, XLogRecord};
@@ -702,6 +702,18 @@ pub fn pending_rows(index: sys::Relation, seg_id: i64) -> i64 {
 /// Records that a tuple with `key` was placed in heap block `blkno`.
 pub fn record(index: sys::Relation, key: i64, blkno: u32) -> PgResult<()> {
     bump(Counter::insert);
+    record_rows(index, key, blkno, 1)
+}
+
+/// Records that repack moved a row with `key` into heap block `blkno`: the
+/// zone widens as for an insert, the row count stays (the old version is
+/// dead once the move commits, and a split on a count that includes it
+/// would halve segments for nothing).
+pub fn record_moved(index: sys::Relation, key: i64, blkno: u32) -> PgResult<()> {
+    record_rows(index, key, blkno, 0)
+}
+
+fn record_rows(index: sys::Relation, key: i64, blkno: u32, added: i64) -> PgResult<()> {
     let now = now();
     let threshold = i64::from(rel::index_options(index).split_threshold);
     // Fast path: metapage shared, segment page exclusive, the listing
@@ -721,7 +733,10 @@ pub fn record(index: sys::Relation, key: i64, blkno: u32) -> PgResult<()> {
         let (seg_id, rows, covered) = covered_in_place(content(seg_buf.page()), key, blkno)
             .map_err(|e| corrupt(index, "segment page", e))?;
         let rows = rows.saturating_add(pending_rows(index, seg_id));
-        if rows < threshold {
+        if rows < threshold || added == 0 {
+            if covered && added == 0 {
+                return Ok(());
+            }
             if covered {
                 // The zone already covers the key, and no other backend can
                 // see the tuple before this transaction commits: nothing on
@@ -733,7 +748,7 @@ pub fn record(index: sys::Relation, key: i64, blkno: u32) -> PgResult<()> {
             }
             let mut x = XLogRecord::start(index)?;
             let img = x.register(&seg_buf, false)?;
-            let (outcome, used) = record_in_place(content_mut(img), key, blkno, now)
+            let (outcome, used) = record_rows_in_place(content_mut(img), key, blkno, now, added)
                 .map_err(|e| corrupt(index, "segment page", e))?;
             if outcome != Recorded::NeedsSpace {
                 set_lower(img, used);
@@ -743,7 +758,7 @@ pub fn record(index: sys::Relation, key: i64, blkno: u32) -> PgResult<()> {
         }
     }
     // Structural path: split what is full, then record.
-    restructure_and_record(index, key, blkno, now, threshold)
+    restructure_and_record(index, key, blkno, now, threshold, added)
 }
 
 /// Transaction commit (pre-commit): adds the pending row counts to their
@@ -811,6 +826,7 @@ fn restructure_and_record(
     blkno: u32,
     now: i64,
     threshold: i64,
+    added: i64,
 ) -> PgResult<()> {
     let (meta_buf, mut meta, ctx, seg_buf, mut seg, page_hi) = locate_exclusive(index, key)?;
     if meta.flags & META_FLAG_OVERFLOW != 0 {
@@ -819,7 +835,7 @@ fn restructure_and_record(
 
     let si = seg.find_segment(key);
     let pending = pending_rows(index, seg.segs[si].id);
-    if seg.segs[si].row_count.saturating_add(pending) >= threshold {
+    if added > 0 && seg.segs[si].row_count.saturating_add(pending) >= threshold {
         let hi = seg.segment_hi(si, page_hi);
         if let Some(at) = pick_split_key(&seg.segs[si], hi) {
             seg.split_segment(si, at, meta.next_segment_id, now)
@@ -838,7 +854,7 @@ fn restructure_and_record(
         seg,
         page_hi,
         now,
-        Some((key, blkno)),
+        Some((key, blkno, added)),
     )
 }
 
@@ -859,19 +875,19 @@ fn write_structural(
     mut seg: SegPage,
     page_hi: Option<i64>,
     now: i64,
-    record: Option<(i64, u32)>,
+    record: Option<(i64, u32, i64)>,
 ) -> PgResult<()> {
     let fits_after = {
         let mut probe = seg.clone();
         let ok = match record {
-            Some((k, b)) => !matches!(probe.record(k, b, now), Recorded::NeedsSpace),
+            Some((k, b, n)) => !matches!(probe.record_rows(k, b, now, n), Recorded::NeedsSpace),
             None => true,
         };
         ok && probe.fits()
     };
     if fits_after {
-        if let Some((k, b)) = record {
-            seg.record(k, b, now);
+        if let Some((k, b, n)) = record {
+            seg.record_rows(k, b, now, n);
         }
         let pos = ctx.pos;
         ctx.entries(&mut meta)[pos].nsegs = seg.segs.len() as u32;
@@ -923,7 +939,7 @@ fn write_structural(
     // full instead of half full, as btree's rightmost split does.
     let appending = page_hi.is_none()
         && seg.segs.len() >= 2
-        && record.is_some_and(|(k, _)| k >= seg.segs[seg.segs.len() - 1].lo);
+        && record.is_some_and(|(k, _, _)| k >= seg.segs[seg.segs.len() - 1].lo);
     let (mut lower, mut upper, new_lo) = if appending {
         let last = seg.segs.len() - 1;
         let upper = SegPage {
@@ -941,11 +957,11 @@ fn write_structural(
         seg.split_half()
             .ok_or_else(|| internal(index, "page split found a single segment"))?
     };
-    if let Some((k, b)) = record {
+    if let Some((k, b, n)) = record {
         if k >= new_lo {
-            upper.record(k, b, now);
+            upper.record_rows(k, b, now, n);
         } else {
-            lower.record(k, b, now);
+            lower.record_rows(k, b, now, n);
         }
     }
     if !lower.fits() || !upper.fits() {

@@ -1,0 +1,262 @@
+//! What `clustered_pg.repack(regclass)` moves, in which order, and where
+//! it puts each row: pure decisions, driven by src/sql/repack.rs.
+//!
+//! A segment needs repack when a key range inside it costs more than one
+//! block per key run: its own zones overlap (it is *fragmented*, the seed's
+//! notion), or one of its heap blocks is shared with segments that are not
+//! consecutive in key order (rows placed before their segments split
+//! apart). Rows of such segments are moved in key order
+//! into blocks filled one after another, so each segment ends up on a run
+//! of its own blocks, shared at most with its neighbours at the ends, and
+//! a table repacked from end to end is in key order on disk.
+
+use super::layout::Segment;
+use super::seedapi::is_fragmented;
+use std::collections::HashMap;
+
+/// Indexes (in key order) of the segments whose rows should move.
+pub fn segments_to_repack(segs: &[&Segment]) -> Vec<usize> {
+    let mut owners: HashMap<u32, Vec<usize>> = HashMap::new();
+    for (i, s) in segs.iter().enumerate() {
+        for l in &s.listings {
+            let v = owners.entry(l.blkno).or_default();
+            if v.last() != Some(&i) {
+                v.push(i);
+            }
+        }
+    }
+    // A block is in key order when the segments listing it are consecutive
+    // (it holds one key run: the tail of one, maybe small segments whole,
+    // the head of the next).
+    let scattered = |b: u32| {
+        let v = &owners[&b];
+        v.len() > 1 && v[v.len() - 1] - v[0] + 1 != v.len()
+    };
+    (0..segs.len())
+        .filter(|&i| {
+            is_fragmented(&segs[i].listings) || segs[i].listings.iter().any(|l| scattered(l.blkno))
+        })
+        .collect()
+}
+
+/// Whether segment `i` of `segs` owns `key` (its range ends where the next
+/// segment's begins).
+pub fn owns(segs: &[&Segment], i: usize, key: i64) -> bool {
+    key >= segs[i].lo && segs.get(i + 1).is_none_or(|n| key < n.lo)
+}
+
+/// A row to move: its key and where it is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Row {
+    pub key: i64,
+    pub blkno: u32,
+    pub offnum: u16,
+}
+
+/// The rows of one segment in the order they move: by key, ties in their
+/// current physical order. A row listed twice (a block the segment lists
+/// more than once cannot happen, but a caller reading shared blocks might
+/// hand it twice) moves once.
+pub fn move_order(mut rows: Vec<Row>) -> Vec<Row> {
+    rows.sort_unstable();
+    rows.dedup();
+    rows
+}
+
+/// What one attempt to move a row did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// Moved; the new version is in this block.
+    Moved(u32),
+    /// Someone is changing the row, or it is gone: left where it is.
+    Skipped,
+    /// The target block lacks room for it within the table's fillfactor.
+    NoRoom,
+}
+
+/// What to do next with the current row.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Next {
+    /// Go on with the next row.
+    Done,
+    /// Try the same row again (with [`Filler::target`] and
+    /// [`Filler::force`]).
+    Retry,
+}
+
+/// The block being filled. Rows go to it until it is full, then to a fresh
+/// block (an empty page or a new one at the end of the table), so the
+/// blocks of a repack follow key order.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Filler {
+    current: Option<u32>,
+    /// The current block was taken fresh for the row being moved: a row
+    /// that does not fit even there is bigger than a page within the
+    /// fillfactor, and heap must choose.
+    fresh: bool,
+    force: bool,
+    /// Fresh blocks taken so far.
+    pub blocks: u64,
+}
+
+impl Filler {
+    /// The block to try, or None when a fresh one is needed first
+    /// ([`Filler::take_fresh`]).
+    pub fn target(&self) -> Option<u32> {
+        self.current
+    }
+
+    /// Whether the attempt may ignore the fillfactor (heap chooses).
+    pub fn force(&self) -> bool {
+        self.force
+    }
+
+    /// The next rows do not follow the last ones in key order (a segment
+    /// that needs no repack lies between): they start a block of their
+    /// own, so that no block is shared by segments that are not neighbours.
+    pub fn new_run(&mut self) {
+        self.current = None;
+        self.fresh = false;
+        self.force = false;
+    }
+
+    pub fn take_fresh(&mut self, blkno: u32) {
+        self.current = Some(blkno);
+        self.fresh = true;
+        self.blocks += 1;
+    }
+
+    pub fn after(&mut self, outcome: Outcome) -> Next {
+        match outcome {
+            Outcome::Moved(b) => {
+                // Heap put it elsewhere: another backend filled our block.
+                if self.current != Some(b) {
+                    self.current = None;
+                }
+                self.fresh = false;
+                self.force = false;
+                Next::Done
+            }
+            Outcome::Skipped => {
+                self.force = false;
+                Next::Done
+            }
+            Outcome::NoRoom if self.fresh => {
+                self.force = true;
+                Next::Retry
+            }
+            Outcome::NoRoom => {
+                self.current = None;
+                Next::Retry
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::layout::Listing;
+
+    fn seg(lo: i64, zones: &[(i64, i64, u32)]) -> Segment {
+        Segment {
+            lo,
+            listings: zones
+                .iter()
+                .map(|&(a, z, b)| Listing::from_bounds(a, z, b))
+                .collect(),
+            ..Segment::new(lo, 0, 0)
+        }
+    }
+
+    #[test]
+    fn clean_segments_stay() {
+        // Blocks in key order, neighbours sharing their boundary block.
+        let a = seg(i64::MIN, &[(1, 10, 0), (11, 20, 1)]);
+        let b = seg(21, &[(21, 25, 1), (26, 40, 2)]);
+        let c = seg(41, &[(41, 50, 2), (51, 60, 3)]);
+        assert!(segments_to_repack(&[&a, &b, &c]).is_empty());
+        // A small segment whole inside one block with both neighbours.
+        let a = seg(i64::MIN, &[(1, 10, 0)]);
+        let b = seg(11, &[(11, 12, 0)]);
+        let c = seg(13, &[(13, 20, 0), (21, 30, 1)]);
+        assert!(segments_to_repack(&[&a, &b, &c]).is_empty());
+    }
+
+    #[test]
+    fn overlap_and_distant_sharing_repack() {
+        let a = seg(i64::MIN, &[(1, 10, 0), (11, 20, 1)]);
+        // b's zones overlap: fragmented.
+        let b = seg(21, &[(21, 35, 2), (30, 40, 3)]);
+        let c = seg(41, &[(41, 50, 4)]);
+        // d shares block 0 with a, two segments away.
+        let d = seg(61, &[(61, 70, 0), (71, 80, 5)]);
+        assert_eq!(segments_to_repack(&[&a, &b, &c, &d]), vec![0, 1, 3]);
+    }
+
+    #[test]
+    fn ownership_follows_the_next_lower_bound() {
+        let a = seg(i64::MIN, &[]);
+        let b = seg(10, &[]);
+        let segs = [&a, &b];
+        assert!(owns(&segs, 0, 9) && !owns(&segs, 0, 10));
+        assert!(owns(&segs, 1, 10) && owns(&segs, 1, i64::MAX));
+    }
+
+    #[test]
+    fn rows_move_in_key_order_once() {
+        let r = |key, blkno, offnum| Row { key, blkno, offnum };
+        let v = move_order(vec![r(5, 9, 1), r(1, 3, 2), r(5, 2, 7), r(1, 3, 2)]);
+        assert_eq!(v, vec![r(1, 3, 2), r(5, 2, 7), r(5, 9, 1)]);
+    }
+
+    #[test]
+    fn filler_fills_one_block_then_takes_the_next() {
+        let mut f = Filler::default();
+        assert_eq!(f.target(), None);
+        f.take_fresh(100);
+        assert_eq!(f.after(Outcome::Moved(100)), Next::Done);
+        assert_eq!(f.after(Outcome::Moved(100)), Next::Done);
+        // Full: the same row again, on a fresh block.
+        assert_eq!(f.after(Outcome::NoRoom), Next::Retry);
+        assert_eq!(f.target(), None);
+        f.take_fresh(101);
+        assert!(!f.force());
+        assert_eq!(f.after(Outcome::Moved(101)), Next::Done);
+        assert_eq!(f.target(), Some(101));
+        assert_eq!(f.blocks, 2);
+    }
+
+    #[test]
+    fn oversized_rows_let_heap_choose() {
+        let mut f = Filler::default();
+        f.take_fresh(7);
+        assert_eq!(f.after(Outcome::NoRoom), Next::Retry);
+        assert!(f.force(), "no room on an empty page: heap decides");
+        assert_eq!(f.target(), Some(7));
+        assert_eq!(f.after(Outcome::Moved(8)), Next::Done);
+        assert!(!f.force());
+        assert_eq!(
+            f.target(),
+            None,
+            "heap went elsewhere: next row takes a fresh block"
+        );
+    }
+
+    #[test]
+    fn a_gap_between_segments_starts_a_block() {
+        let mut f = Filler::default();
+        f.take_fresh(3);
+        f.after(Outcome::Moved(3));
+        f.new_run();
+        assert_eq!(f.target(), None);
+    }
+
+    #[test]
+    fn skipped_rows_keep_the_block() {
+        let mut f = Filler::default();
+        f.take_fresh(3);
+        assert_eq!(f.after(Outcome::Skipped), Next::Done);
+        assert_eq!(f.target(), Some(3));
+    }
+}

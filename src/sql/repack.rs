@@ -1,0 +1,199 @@
+//! `clustered_pg.repack(regclass)`: online repack of the segments that need
+//! it (core::repack says which), under ShareUpdateExclusiveLock (the lock
+//! VACUUM takes: inserts, updates, deletes and queries go on; a second
+//! repack, VACUUM and DDL wait). Rows move one at a time, in key order,
+//! into blocks filled one after another (csrc/repack.c does each move with
+//! heap's own operations); the map learns each new block without counting
+//! a new row. The old versions stay in their blocks, which the map keeps
+//! listing, until VACUUM removes them and tightens the zones.
+//!
+//! One call is one transaction: a concurrent UPDATE or DELETE of a row it
+//! moved, whose snapshot still sees the old version, fails with a
+//! serialization error (as when a row moves to another partition), and
+//! rows that are locked or being changed when repack reaches them stay
+//! where they are (`rows_skipped`).
+
+use crate::am::index::map;
+use crate::core::layout::Segment;
+use crate::core::repack::{move_order, owns, segments_to_repack, Filler, Next, Outcome, Row};
+use crate::pg::datum::from_i64;
+use crate::pg::error::{check_for_interrupts, codes, guard, CpgStatus, PgError, PgResult};
+use crate::pg::heap;
+use crate::pg::rel;
+use crate::pg::srf::Rows;
+use crate::pg::sys::{self, Datum, FunctionCallInfo};
+use crate::sql::segment_map::{open_writer, relation_arg};
+use crate::sql::sql_entry;
+
+/// Values of csrc/repack.c's CPG_MOVE_*.
+const MOVED: i32 = 0;
+const NO_ROOM: i32 = 2;
+
+/// The executor state of csrc/repack.c. Ended explicitly on success only:
+/// after an error the transaction's abort releases what it holds.
+struct Mover(*mut std::ffi::c_void);
+
+impl Mover {
+    fn begin(heap: sys::Relation, index: sys::Oid) -> PgResult<Mover> {
+        // SAFETY: heap is open and locked; ereports are caught.
+        Ok(Mover(guard(|| unsafe {
+            sys::cpg_mover_begin(heap, index)
+        })?))
+    }
+
+    fn attempt(&self, row: Row, target: u32, force: bool) -> PgResult<Outcome> {
+        let m = self.0;
+        let mut new_blkno: u32 = 0;
+        let out = &mut new_blkno as *mut u32;
+        // SAFETY: m is alive until end(); out points to a local.
+        let r =
+            guard(|| unsafe { sys::cpg_mover_move(m, row.blkno, row.offnum, target, force, out) })?;
+        Ok(match r {
+            MOVED => Outcome::Moved(new_blkno),
+            NO_ROOM => Outcome::NoRoom,
+            _ => Outcome::Skipped,
+        })
+    }
+
+    fn end(self) -> PgResult<()> {
+        let m = self.0;
+        // SAFETY: begun above, ended once.
+        guard(|| unsafe { sys::cpg_mover_end(m) })
+    }
+}
+
+#[derive(Default)]
+struct Tally {
+    segments: i64,
+    moved: i64,
+    skipped: i64,
+}
+
+/// The rows of segment `i` that are in its listed blocks, in move order.
+fn segment_rows(
+    heap: sys::Relation,
+    index: sys::Relation,
+    segs: &[&Segment],
+    i: usize,
+) -> PgResult<Vec<Row>> {
+    let attno = rel::index_heap_attno(index);
+    let width = rel::key_width(index)?;
+    let mut blocks: Vec<u32> = segs[i].listings.iter().map(|l| l.blkno).collect();
+    blocks.sort_unstable();
+    blocks.dedup();
+    let mut rows = Vec::new();
+    for blkno in blocks {
+        for t in heap::block_keys(heap, blkno, attno, width)? {
+            if let Some(key) = t.key.filter(|&k| owns(segs, i, k)) {
+                rows.push(Row {
+                    key,
+                    blkno,
+                    offnum: t.offnum,
+                });
+            }
+        }
+    }
+    Ok(move_order(rows))
+}
+
+fn move_row(
+    heap: sys::Relation,
+    index: sys::Relation,
+    mover: &Mover,
+    filler: &mut Filler,
+    row: Row,
+    tally: &mut Tally,
+) -> PgResult<()> {
+    loop {
+        let target = match filler.target() {
+            Some(b) => b,
+            None => {
+                // SAFETY: heap is open; extends or reuses an empty page.
+                let b = guard(|| unsafe { sys::cpg_heap_fresh_block(heap) })?;
+                filler.take_fresh(b);
+                b
+            }
+        };
+        let outcome = mover.attempt(row, target, filler.force())?;
+        match outcome {
+            Outcome::Moved(b) => {
+                map::record_moved(index, row.key, b)?;
+                tally.moved += 1;
+            }
+            Outcome::Skipped => tally.skipped += 1,
+            Outcome::NoRoom => {}
+        }
+        if filler.after(outcome) == Next::Done {
+            return Ok(());
+        }
+    }
+}
+
+fn check_table(heap: sys::Relation) -> PgResult<()> {
+    let am = rel::relam(heap);
+    // SAFETY: catalog lookup by name.
+    let clustered = guard(|| unsafe { sys::cpg_am_oid(c"clustered_heap".as_ptr()) })?;
+    if rel::relkind(heap) != sys::RELKIND_RELATION
+        || (am != sys::HEAP_TABLE_AM_OID && am != clustered)
+    {
+        return Err(PgError::new(
+            codes::WRONG_OBJECT_TYPE,
+            format!(
+                "repack: \"{}\" is not a heap or clustered_heap table",
+                rel::name(heap)
+            ),
+        )
+        .hint("repack moves rows of tables stored by heap or clustered_heap."));
+    }
+    Ok(())
+}
+
+/// `repack(relation regclass)`: one row
+/// `(segments, rows_moved, rows_skipped, blocks)`.
+#[no_mangle]
+pub extern "C" fn rs_repack(fcinfo: FunctionCallInfo, st: *mut CpgStatus) -> Datum {
+    sql_entry(fcinfo, st, |a| {
+        let func = "repack";
+        let oid = relation_arg(a, func)?;
+        let (h, ix) = open_writer(oid, sys::ShareUpdateExclusiveLock, func)?;
+        let (heap, index) = (h.rel(), ix.rel());
+        check_table(heap)?;
+        if map::overflowed(index)? {
+            return Err(PgError::new(
+                codes::OBJECT_NOT_IN_PREREQUISITE_STATE,
+                format!("repack: the map of \"{}\" has overflowed", rel::name(index)),
+            )
+            .hint("REINDEX the clustered_pk_index (or raise split_threshold) first."));
+        }
+        let (_meta, pages) = map::read_all(index)?;
+        let segs: Vec<&Segment> = pages.iter().flat_map(|p| &p.segs).collect();
+        let due = segments_to_repack(&segs);
+        let mover = Mover::begin(heap, rel::relid(index))?;
+        let mut filler = Filler::default();
+        let mut tally = Tally::default();
+        let mut last: Option<usize> = None;
+        for i in due {
+            if last.is_some_and(|l| l + 1 != i) {
+                filler.new_run();
+            }
+            last = Some(i);
+            tally.segments += 1;
+            for row in segment_rows(heap, index, &segs, i)? {
+                check_for_interrupts()?;
+                move_row(heap, index, &mover, &mut filler, row, &mut tally)?;
+            }
+        }
+        mover.end()?;
+        let mut out = Rows::start(a.fcinfo())?;
+        out.push(
+            &[
+                from_i64(tally.segments),
+                from_i64(tally.moved),
+                from_i64(tally.skipped),
+                from_i64(filler.blocks as i64),
+            ],
+            &[false; 4],
+        )?;
+        Ok(0)
+    })
+}
