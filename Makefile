@@ -21,7 +21,7 @@ EXTENSION = clustered_pg
 DATA = sql/clustered_pg--0.1.0.sql
 PGFILEDESC = "clustered_pg - clustered tables"
 
-REGRESS = locator boundary index_build index_scan ordered_scan range_scan verify table_am segment_map directory
+REGRESS = locator boundary index_build index_scan ordered_scan range_scan verify table_am segment_map directory repack
 REGRESS_OPTS = --inputdir=$(srcdir) --outputdir=$(CURDIR)
 # Isolation specs (pg_isolation_regress) live in regress/specs, their
 # expected output in regress/expected.
