@@ -46,6 +46,7 @@ fn version_num(include_server: &Path) -> u32 {
 /// name. Allowlisting keeps the generated file small and fast to compile;
 /// dependent types are pulled in automatically.
 const FUNCTIONS: &[&str] = &[
+    "ConditionalLockRelationOid",
     "IndexGetRelation",
     "InitMaterializedSRF",
     "pg_class_aclcheck",

@@ -34,6 +34,7 @@ extern void _PG_init(void);
 extern void cpg_index_am_init(void);
 extern void cpg_table_am_init(void);
 extern void cpg_range_scan_init(void);
+extern void cpg_repack_worker_init(void);
 
 /*
  * Run cb(arg) under PG_TRY. On error: back to the caller's memory context,
@@ -107,6 +108,7 @@ _PG_init(void)
 	cpg_index_am_init();
 	cpg_table_am_init();
 	cpg_range_scan_init();
+	cpg_repack_worker_init();
 	cpg_raise(&st);
 }
 

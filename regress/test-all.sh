@@ -37,6 +37,7 @@ STEPS=(
     "walcheck-installcheck test walcheck"
     "crash-recovery     test   walcheck"
     "crash-directory    test   walcheck"
+    "auto-repack        test   autorepack"
 )
 # Environment of the cluster of each group (runs in a subshell just before
 # regress/with-cluster.sh; see that script for the PGCLUSTER_* knobs).
@@ -46,6 +47,9 @@ cluster_setup() {
         # Every GenericXLog record carries a page image that replay compares;
         # crash-recovery then crashes the server so the replay happens.
         walcheck) export PGCLUSTER_CONF=$'wal_consistency_checking = generic\ncheckpoint_timeout = 1h\nmax_wal_size = 8GB' ;;
+        # The auto-repack worker needs the library preloaded.
+        autorepack) export PGCLUSTER_PRELOAD=clustered_pg
+                    export PGCLUSTER_CONF=$'clustered_pg.auto_repack_database = postgres\nclustered_pg.auto_repack_naptime = 1' ;;
         *) ;;
     esac
 }
@@ -68,6 +72,7 @@ step_cmd() {
                            make installcheck PG_CONFIG="$PG_CONFIG" ;;
         crash-recovery)    regress/crash-recovery.sh ;;
         crash-directory)   regress/crash-directory.sh ;;
+        auto-repack)       regress/auto-repack.sh ;;
         *) echo "test-all.sh: unknown step '$1'" >&2; return 1 ;;
     esac
 }

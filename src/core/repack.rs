@@ -39,6 +39,15 @@ pub fn segments_to_repack(segs: &[&Segment]) -> Vec<usize> {
         .collect()
 }
 
+/// Whether a segment last changed at `updated_at` (TimestampTz
+/// microseconds) has been left alone for more than `interval_secs`: the
+/// background worker repacks only such segments, so rows still arriving
+/// in a key range are not moved under their writers. 0 = never.
+pub fn unchanged_for(updated_at: i64, now: i64, interval_secs: i32) -> bool {
+    interval_secs > 0
+        && now.saturating_sub(updated_at) > i64::from(interval_secs).saturating_mul(1_000_000)
+}
+
 /// Whether segment `i` of `segs` owns `key` (its range ends where the next
 /// segment's begins).
 pub fn owns(segs: &[&Segment], i: usize, key: i64) -> bool {
@@ -201,6 +210,15 @@ mod tests {
         let segs = [&a, &b];
         assert!(owns(&segs, 0, 9) && !owns(&segs, 0, 10));
         assert!(owns(&segs, 1, 10) && owns(&segs, 1, i64::MAX));
+    }
+
+    #[test]
+    fn only_quiet_segments_are_due() {
+        let now = 10_000_000_000;
+        assert!(unchanged_for(now - 61_000_000, now, 60));
+        assert!(!unchanged_for(now - 59_000_000, now, 60));
+        assert!(!unchanged_for(0, now, 0), "0 = never");
+        assert!(unchanged_for(i64::MIN, i64::MAX, i32::MAX), "no overflow");
     }
 
     #[test]

@@ -15,7 +15,9 @@
 
 use crate::am::index::map;
 use crate::core::layout::Segment;
-use crate::core::repack::{move_order, owns, segments_to_repack, Filler, Next, Outcome, Row};
+use crate::core::repack::{
+    move_order, owns, segments_to_repack, unchanged_for, Filler, Next, Outcome, Row,
+};
 use crate::pg::datum::from_i64;
 use crate::pg::error::{check_for_interrupts, codes, guard, CpgStatus, PgError, PgResult};
 use crate::pg::heap;
@@ -148,6 +150,56 @@ fn check_table(heap: sys::Relation) -> PgResult<()> {
     Ok(())
 }
 
+/// Which segments a repack moves.
+#[derive(Clone, Copy)]
+enum Scope {
+    /// Every segment that needs it (the SQL function).
+    All,
+    /// Only those unchanged for longer than the index's
+    /// `auto_repack_interval` (the background worker): segments still
+    /// receiving rows are left alone.
+    Due { now: i64 },
+}
+
+/// Repacks the table (or index) `oid`; the caller has checked the owner.
+fn repack(heap: sys::Relation, index: sys::Relation, scope: Scope) -> PgResult<(Tally, u64)> {
+    check_table(heap)?;
+    if map::overflowed(index)? {
+        return Err(PgError::new(
+            codes::OBJECT_NOT_IN_PREREQUISITE_STATE,
+            format!("repack: the map of \"{}\" has overflowed", rel::name(index)),
+        )
+        .hint("REINDEX the clustered_pk_index (or raise split_threshold) first."));
+    }
+    let (_meta, pages) = map::read_all(index)?;
+    let segs: Vec<&Segment> = pages.iter().flat_map(|p| &p.segs).collect();
+    let mut due = segments_to_repack(&segs);
+    if let Scope::Due { now } = scope {
+        let interval = rel::index_options(index).auto_repack_interval;
+        due.retain(|&i| unchanged_for(segs[i].updated_at, now, interval));
+    }
+    let mut tally = Tally::default();
+    if due.is_empty() {
+        return Ok((tally, 0));
+    }
+    let mover = Mover::begin(heap, rel::relid(index))?;
+    let mut filler = Filler::default();
+    let mut last: Option<usize> = None;
+    for i in due {
+        if last.is_some_and(|l| l + 1 != i) {
+            filler.new_run();
+        }
+        last = Some(i);
+        tally.segments += 1;
+        for row in segment_rows(heap, index, &segs, i)? {
+            check_for_interrupts()?;
+            move_row(heap, index, &mover, &mut filler, row, &mut tally)?;
+        }
+    }
+    mover.end()?;
+    Ok((tally, filler.blocks))
+}
+
 /// `repack(relation regclass)`: one row
 /// `(segments, rows_moved, rows_skipped, blocks)`.
 #[no_mangle]
@@ -156,44 +208,41 @@ pub extern "C" fn rs_repack(fcinfo: FunctionCallInfo, st: *mut CpgStatus) -> Dat
         let func = "repack";
         let oid = relation_arg(a, func)?;
         let (h, ix) = open_writer(oid, sys::ShareUpdateExclusiveLock, func)?;
-        let (heap, index) = (h.rel(), ix.rel());
-        check_table(heap)?;
-        if map::overflowed(index)? {
-            return Err(PgError::new(
-                codes::OBJECT_NOT_IN_PREREQUISITE_STATE,
-                format!("repack: the map of \"{}\" has overflowed", rel::name(index)),
-            )
-            .hint("REINDEX the clustered_pk_index (or raise split_threshold) first."));
-        }
-        let (_meta, pages) = map::read_all(index)?;
-        let segs: Vec<&Segment> = pages.iter().flat_map(|p| &p.segs).collect();
-        let due = segments_to_repack(&segs);
-        let mover = Mover::begin(heap, rel::relid(index))?;
-        let mut filler = Filler::default();
-        let mut tally = Tally::default();
-        let mut last: Option<usize> = None;
-        for i in due {
-            if last.is_some_and(|l| l + 1 != i) {
-                filler.new_run();
-            }
-            last = Some(i);
-            tally.segments += 1;
-            for row in segment_rows(heap, index, &segs, i)? {
-                check_for_interrupts()?;
-                move_row(heap, index, &mover, &mut filler, row, &mut tally)?;
-            }
-        }
-        mover.end()?;
+        let (tally, blocks) = repack(h.rel(), ix.rel(), Scope::All)?;
         let mut out = Rows::start(a.fcinfo())?;
         out.push(
             &[
                 from_i64(tally.segments),
                 from_i64(tally.moved),
                 from_i64(tally.skipped),
-                from_i64(filler.blocks as i64),
+                from_i64(blocks as i64),
             ],
             &[false; 4],
         )?;
         Ok(0)
+    })
+}
+
+/// The background worker's repack of one table (csrc/repack_worker.c):
+/// only segments due by `auto_repack_interval`, nothing if the index's
+/// interval is 0. Runs as the worker's superuser, inside the worker's
+/// transaction; a table that is busy (a repack, VACUUM or DDL holds a
+/// conflicting lock) is skipped this round. Returns the rows moved.
+#[no_mangle]
+pub extern "C" fn rs_repack_due_table(table: sys::Oid, st: *mut CpgStatus) -> i64 {
+    crate::pg::error::entry(st, 0, || {
+        // SAFETY: conditional lock; false when another holder conflicts.
+        let got = guard(|| unsafe {
+            sys::ConditionalLockRelationOid(table, sys::ShareUpdateExclusiveLock as i32)
+        })?;
+        if !got {
+            return Ok(0);
+        }
+        let (h, ix) = rel::open_clustered(table, sys::ShareUpdateExclusiveLock as i32)?;
+        if rel::index_options(ix.rel()).auto_repack_interval <= 0 {
+            return Ok(0);
+        }
+        let (tally, _) = repack(h.rel(), ix.rel(), Scope::Due { now: map::now() })?;
+        Ok(tally.moved)
     })
 }
