@@ -18,10 +18,15 @@ typedef void (*cpg_heap_key_cb) (void *state, uint16 offnum, Datum key, bool isn
 
 extern int	cpg_heap_block_keys(Relation heap, BlockNumber blkno, AttrNumber attno,
 								cpg_heap_key_cb cb, void *state);
+extern int	cpg_heap_block_live_keys(Relation heap, BlockNumber blkno, AttrNumber attno,
+									 cpg_heap_key_cb cb, void *state);
 extern int	cpg_heap_block_roots(Relation heap, BlockNumber blkno, AttrNumber attno,
 								 OffsetNumber *offs, Datum *keys, bool *nulls);
 extern Oid	cpg_am_oid(const char *name);
 extern BlockNumber cpg_heap_nblocks(Relation heap);
+
+static int	block_keys(Relation heap, BlockNumber blkno, AttrNumber attno,
+					   cpg_heap_key_cb cb, void *state, bool live_only);
 
 /*
  * Calls cb for every tuple with storage in the block that is not dead to
@@ -32,6 +37,26 @@ extern BlockNumber cpg_heap_nblocks(Relation heap);
 int
 cpg_heap_block_keys(Relation heap, BlockNumber blkno, AttrNumber attno,
 					cpg_heap_key_cb cb, void *state)
+{
+	return block_keys(heap, blkno, attno, cb, state, false);
+}
+
+/*
+ * The same for the tuples that are the live version of their row to every
+ * transaction (HEAPTUPLE_LIVE): what repack can move, and what says where
+ * a segment's rows are now (a block left with only dead versions no longer
+ * counts, even before VACUUM drops it from the map).
+ */
+int
+cpg_heap_block_live_keys(Relation heap, BlockNumber blkno, AttrNumber attno,
+						 cpg_heap_key_cb cb, void *state)
+{
+	return block_keys(heap, blkno, attno, cb, state, true);
+}
+
+static int
+block_keys(Relation heap, BlockNumber blkno, AttrNumber attno,
+		   cpg_heap_key_cb cb, void *state, bool live_only)
 {
 	TransactionId oldest = GetOldestNonRemovableTransactionId(heap);
 	Buffer		buf = ReadBuffer(heap, blkno);
@@ -56,8 +81,17 @@ cpg_heap_block_keys(Relation heap, BlockNumber blkno, AttrNumber attno,
 		tup.t_len = ItemIdGetLength(iid);
 		tup.t_tableOid = RelationGetRelid(heap);
 		ItemPointerSet(&tup.t_self, blkno, off);
-		if (HeapTupleSatisfiesVacuum(&tup, oldest, buf) == HEAPTUPLE_DEAD)
-			continue;
+		switch (HeapTupleSatisfiesVacuum(&tup, oldest, buf))
+		{
+			case HEAPTUPLE_DEAD:
+				continue;
+			case HEAPTUPLE_LIVE:
+				break;
+			default:
+				if (live_only)
+					continue;
+				break;
+		}
 		key = heap_getattr(&tup, attno, RelationGetDescr(heap), &isnull);
 		cb(state, off, key, isnull);
 		n++;

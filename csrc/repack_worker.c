@@ -40,6 +40,9 @@ cpg_repack_worker_init(void)
 {
 	BackgroundWorker w;
 
+	/* A PGC_POSTMASTER setting can only be defined while preloading. */
+	if (!process_shared_preload_libraries_in_progress)
+		return;
 	DefineCustomStringVariable("clustered_pg.auto_repack_database",
 							   "Database whose clustered tables the auto-repack worker maintains (empty = no worker).",
 							   "Needs clustered_pg in shared_preload_libraries.",
@@ -49,8 +52,7 @@ cpg_repack_worker_init(void)
 							"Seconds between two rounds of the auto-repack worker.",
 							NULL, &auto_repack_naptime, 60, 1, 86400,
 							PGC_SIGHUP, GUC_UNIT_S, NULL, NULL, NULL);
-	if (!process_shared_preload_libraries_in_progress ||
-		auto_repack_database == NULL || auto_repack_database[0] == '\0')
+	if (auto_repack_database == NULL || auto_repack_database[0] == '\0')
 		return;
 
 	memset(&w, 0, sizeof(w));

@@ -10,33 +10,69 @@
 //! of its own blocks, shared at most with its neighbours at the ends, and
 //! a table repacked from end to end is in key order on disk.
 
-use super::layout::Segment;
+use super::layout::{Listing, Segment};
 use super::seedapi::is_fragmented;
 use std::collections::HashMap;
 
-/// Indexes (in key order) of the segments whose rows should move.
-pub fn segments_to_repack(segs: &[&Segment]) -> Vec<usize> {
-    let mut owners: HashMap<u32, Vec<usize>> = HashMap::new();
-    for (i, s) in segs.iter().enumerate() {
-        for l in &s.listings {
-            let v = owners.entry(l.blkno).or_default();
-            if v.last() != Some(&i) {
-                v.push(i);
+/// Which segments list each heap block, to tell blocks in key order from
+/// scattered ones.
+pub struct Owners(HashMap<u32, Vec<usize>>);
+
+impl Owners {
+    pub fn of(segs: &[&Segment]) -> Owners {
+        let mut owners: HashMap<u32, Vec<usize>> = HashMap::new();
+        for (i, s) in segs.iter().enumerate() {
+            for l in &s.listings {
+                let v = owners.entry(l.blkno).or_default();
+                if v.last() != Some(&i) {
+                    v.push(i);
+                }
             }
         }
+        Owners(owners)
     }
-    // A block is in key order when the segments listing it are consecutive
-    // (it holds one key run: the tail of one, maybe small segments whole,
-    // the head of the next).
-    let scattered = |b: u32| {
-        let v = &owners[&b];
-        v.len() > 1 && v[v.len() - 1] - v[0] + 1 != v.len()
-    };
+
+    /// A block is in key order when the segments listing it are
+    /// consecutive (it holds one key run: the tail of one, maybe small
+    /// segments whole, the head of the next).
+    pub fn scattered(&self, blkno: u32) -> bool {
+        self.0
+            .get(&blkno)
+            .is_some_and(|v| v.len() > 1 && v[v.len() - 1] - v[0] + 1 != v.len())
+    }
+}
+
+/// Whether a segment with these listings needs repack.
+pub fn needs_repack(listings: &[Listing], owners: &Owners) -> bool {
+    is_fragmented(listings) || listings.iter().any(|l| owners.scattered(l.blkno))
+}
+
+/// Indexes (in key order) of the segments whose map listings say they need
+/// repack: the candidates, before their blocks are read.
+pub fn segments_to_repack(segs: &[&Segment]) -> Vec<usize> {
+    let owners = Owners::of(segs);
     (0..segs.len())
-        .filter(|&i| {
-            is_fragmented(&segs[i].listings) || segs[i].listings.iter().any(|l| scattered(l.blkno))
-        })
+        .filter(|&i| needs_repack(&segs[i].listings, &owners))
         .collect()
+}
+
+/// Where a segment's live rows really are: one listing per block, zoned by
+/// the keys it holds. A block left with only dead versions (a repack not
+/// yet followed by VACUUM) is not among them, so a segment already moved
+/// into order is not moved again.
+pub fn live_listings(rows: &[Row]) -> Vec<Listing> {
+    let mut zones: HashMap<u32, (i64, i64)> = HashMap::new();
+    for r in rows {
+        let z = zones.entry(r.blkno).or_insert((r.key, r.key));
+        z.0 = z.0.min(r.key);
+        z.1 = z.1.max(r.key);
+    }
+    let mut v: Vec<Listing> = zones
+        .into_iter()
+        .map(|(b, (lo, hi))| Listing::from_bounds(lo, hi, b))
+        .collect();
+    v.sort_unstable_by_key(|l| (l.zmin, l.blkno));
+    v
 }
 
 /// Whether a segment last changed at `updated_at` (TimestampTz
@@ -165,7 +201,6 @@ impl Filler {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::core::layout::Listing;
 
     fn seg(lo: i64, zones: &[(i64, i64, u32)]) -> Segment {
         Segment {
@@ -201,6 +236,28 @@ mod tests {
         // d shares block 0 with a, two segments away.
         let d = seg(61, &[(61, 70, 0), (71, 80, 5)]);
         assert_eq!(segments_to_repack(&[&a, &b, &c, &d]), vec![0, 1, 3]);
+    }
+
+    #[test]
+    fn a_segment_already_in_order_is_not_moved_again() {
+        // After a repack, before VACUUM: the map still lists the old,
+        // overlapping blocks 0 and 1, but the live rows are in 7 and 8.
+        let a = seg(i64::MIN, &[(1, 50, 0), (2, 60, 1), (1, 25, 7), (26, 60, 8)]);
+        let b = seg(61, &[(61, 90, 8), (61, 99, 9)]);
+        let segs = [&a, &b];
+        assert_eq!(segments_to_repack(&segs), vec![0, 1]);
+        let owners = Owners::of(&segs);
+        let r = |key, blkno| Row {
+            key,
+            blkno,
+            offnum: 1,
+        };
+        let live = live_listings(&[r(1, 7), r(25, 7), r(26, 8), r(60, 8)]);
+        assert_eq!(live.len(), 2);
+        assert!(!needs_repack(&live, &owners));
+        // A live row still in an old, overlapping block: move.
+        let live = live_listings(&[r(1, 7), r(25, 7), r(26, 8), r(30, 0), r(60, 8)]);
+        assert!(needs_repack(&live, &owners));
     }
 
     #[test]

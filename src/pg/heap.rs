@@ -47,6 +47,24 @@ pub fn block_keys(
     Ok(c.out)
 }
 
+/// [`block_keys`] for the tuples that are their row's live version to
+/// every transaction: what repack can move.
+pub fn block_live_keys(
+    heap: sys::Relation,
+    blkno: u32,
+    attno: i16,
+    width: u32,
+) -> PgResult<Vec<TupleKey>> {
+    let mut c = Collect {
+        width,
+        out: Vec::new(),
+    };
+    let cp = &mut c as *mut Collect as *mut c_void;
+    // SAFETY: as in block_keys.
+    guard(|| unsafe { sys::cpg_heap_block_live_keys(heap, blkno, attno, collect, cp) })?;
+    Ok(c.out)
+}
+
 pub fn nblocks(heap: sys::Relation) -> PgResult<u32> {
     // SAFETY: heap is open.
     guard(|| unsafe { sys::cpg_heap_nblocks(heap) })

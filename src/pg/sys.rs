@@ -78,6 +78,14 @@ extern "C" {
         cb: HeapKeyCallback,
         state: *mut core::ffi::c_void,
     ) -> i32;
+    /// The same for tuples live to every transaction (HEAPTUPLE_LIVE).
+    pub fn cpg_heap_block_live_keys(
+        heap: Relation,
+        blkno: BlockNumber,
+        attno: i16,
+        cb: HeapKeyCallback,
+        state: *mut core::ffi::c_void,
+    ) -> i32;
     /// OID of an access method by name (InvalidOid if missing).
     pub fn cpg_am_oid(name: *const core::ffi::c_char) -> Oid;
     /// Blocks in the main fork of a table.

@@ -16,7 +16,8 @@
 use crate::am::index::map;
 use crate::core::layout::Segment;
 use crate::core::repack::{
-    move_order, owns, segments_to_repack, unchanged_for, Filler, Next, Outcome, Row,
+    live_listings, move_order, needs_repack, owns, segments_to_repack, unchanged_for, Filler, Next,
+    Outcome, Owners, Row,
 };
 use crate::pg::datum::from_i64;
 use crate::pg::error::{check_for_interrupts, codes, guard, CpgStatus, PgError, PgResult};
@@ -71,7 +72,8 @@ struct Tally {
     skipped: i64,
 }
 
-/// The rows of segment `i` that are in its listed blocks, in move order.
+/// The live rows of segment `i` that are in its listed blocks, in move
+/// order.
 fn segment_rows(
     heap: sys::Relation,
     index: sys::Relation,
@@ -85,7 +87,7 @@ fn segment_rows(
     blocks.dedup();
     let mut rows = Vec::new();
     for blkno in blocks {
-        for t in heap::block_keys(heap, blkno, attno, width)? {
+        for t in heap::block_live_keys(heap, blkno, attno, width)? {
             if let Some(key) = t.key.filter(|&k| owns(segs, i, k)) {
                 rows.push(Row {
                     key,
@@ -173,25 +175,28 @@ fn repack(heap: sys::Relation, index: sys::Relation, scope: Scope) -> PgResult<(
     }
     let (_meta, pages) = map::read_all(index)?;
     let segs: Vec<&Segment> = pages.iter().flat_map(|p| &p.segs).collect();
+    let owners = Owners::of(&segs);
     let mut due = segments_to_repack(&segs);
     if let Scope::Due { now } = scope {
         let interval = rel::index_options(index).auto_repack_interval;
         due.retain(|&i| unchanged_for(segs[i].updated_at, now, interval));
     }
-    let mut tally = Tally::default();
-    if due.is_empty() {
-        return Ok((tally, 0));
-    }
+    // Begun even when nothing is due: it refuses read-only transactions.
     let mover = Mover::begin(heap, rel::relid(index))?;
+    let mut tally = Tally::default();
     let mut filler = Filler::default();
     let mut last: Option<usize> = None;
     for i in due {
+        let rows = segment_rows(heap, index, &segs, i)?;
+        if !needs_repack(&live_listings(&rows), &owners) {
+            continue;
+        }
         if last.is_some_and(|l| l + 1 != i) {
             filler.new_run();
         }
         last = Some(i);
         tally.segments += 1;
-        for row in segment_rows(heap, index, &segs, i)? {
+        for row in rows {
             check_for_interrupts()?;
             move_row(heap, index, &mover, &mut filler, row, &mut tally)?;
         }
