@@ -6,11 +6,14 @@
  * clustered_pg.auto_repack_naptime seconds it lists the tables of that
  * database that have a clustered_pk_index and, one transaction per table,
  * lets Rust repack the segments that need it and have been left alone for
- * longer than the interval (src/sql/repack.rs, rs_repack_due_table). A
+ * longer than the interval (src/sql/repack.rs, rs_repack_due_table), at
+ * most clustered_pg.auto_repack_max_rows rows per transaction. A
  * table another session holds a conflicting lock on is skipped this round;
  * an error is logged and the worker goes on with the next table.
  */
 #include "postgres.h"
+
+#include <limits.h>
 
 #include "access/xact.h"
 #include "executor/spi.h"
@@ -34,6 +37,7 @@ extern PGDLLEXPORT void cpg_repack_worker_main(Datum arg);
 
 static char *auto_repack_database = NULL;
 static int	auto_repack_naptime = 60;
+static int	auto_repack_max_rows = 100000;
 
 void
 cpg_repack_worker_init(void)
@@ -52,6 +56,11 @@ cpg_repack_worker_init(void)
 							"Seconds between two rounds of the auto-repack worker.",
 							NULL, &auto_repack_naptime, 60, 1, 86400,
 							PGC_SIGHUP, GUC_UNIT_S, NULL, NULL, NULL);
+	DefineCustomIntVariable("clustered_pg.auto_repack_max_rows",
+							"Rows the auto-repack worker moves in one transaction before it commits.",
+							"Bounds how long its transactions hold back VACUUM and conflict with writers.",
+							&auto_repack_max_rows, 100000, 1, INT_MAX,
+							PGC_SIGHUP, 0, NULL, NULL, NULL);
 	if (auto_repack_database == NULL || auto_repack_database[0] == '\0')
 		return;
 
@@ -102,22 +111,25 @@ tables_with_clustered_index(void)
 	return tables;
 }
 
-/* One table, one transaction; errors are logged, not fatal. */
-static void
+/*
+ * One transaction of work on one table: the rows moved (0 when nothing
+ * was due or it failed). Errors are logged, not fatal.
+ */
+static int64
 repack_one(Oid table)
 {
+	int64		moved = 0;
 	MemoryContext outer = CurrentMemoryContext;
 
 	PG_TRY();
 	{
 		CpgStatus	st = {0};
-		int64		moved;
 
 		SetCurrentStatementStartTimestamp();
 		StartTransactionCommand();
 		PushActiveSnapshot(GetTransactionSnapshot());
 		pgstat_report_activity(STATE_RUNNING, "clustered_pg auto-repack");
-		moved = rs_repack_due_table(table, &st);
+		moved = rs_repack_due_table(table, auto_repack_max_rows, &st);
 		cpg_raise(&st);
 		PopActiveSnapshot();
 		CommitTransactionCommand();
@@ -134,9 +146,11 @@ repack_one(Oid table)
 		AbortOutOfAnyTransaction();
 		FlushErrorState();
 		RESUME_INTERRUPTS();
+		moved = 0;
 	}
 	PG_END_TRY();
 	pgstat_report_activity(STATE_IDLE, NULL);
+	return moved;
 }
 
 void
@@ -162,10 +176,13 @@ cpg_repack_worker_main(Datum arg)
 			ProcessConfigFile(PGC_SIGHUP);
 		}
 		tables = tables_with_clustered_index();
+		/* A table goes on, one bounded transaction after another, until
+		 * nothing due is left. */
 		foreach(lc, tables)
 		{
 			CHECK_FOR_INTERRUPTS();
-			repack_one(lfirst_oid(lc));
+			while (repack_one(lfirst_oid(lc)) >= auto_repack_max_rows)
+				CHECK_FOR_INTERRUPTS();
 		}
 		list_free(tables);
 	}

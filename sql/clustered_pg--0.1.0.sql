@@ -30,13 +30,14 @@ COMMENT ON FUNCTION @extschema@.verify(regclass) IS
 
 -- Online repack (src/sql/repack.rs): moves the rows of segments whose blocks
 -- overlap, in key order, into blocks filled one after another. Owner only;
--- ShareUpdateExclusiveLock, so DML and queries go on. One row.
-CREATE FUNCTION @extschema@.repack(relation regclass,
+-- ShareUpdateExclusiveLock, so DML and queries go on. max_rows bounds the
+-- work of one call (one transaction); call again to go on. One row.
+CREATE FUNCTION @extschema@.repack(relation regclass, max_rows bigint DEFAULT NULL,
     OUT segments bigint, OUT rows_moved bigint, OUT rows_skipped bigint, OUT blocks bigint)
     RETURNS SETOF record ROWS 1
     AS 'MODULE_PATHNAME', 'cpg_repack' LANGUAGE C VOLATILE;
-COMMENT ON FUNCTION @extschema@.repack(regclass) IS
-    'moves the rows of fragmented segments into key order, online (owner only); VACUUM afterwards frees the old blocks';
+COMMENT ON FUNCTION @extschema@.repack(regclass, bigint) IS
+    'moves the rows of fragmented segments into key order, online (owner only), stopping after the segment in which max_rows rows have moved; VACUUM afterwards frees the old blocks';
 
 -- The clustered_locator type ---------------------------------------------------
 -- 16 bytes: major (bytes 0..7) and minor (bytes 8..15), big-endian int64.

@@ -92,6 +92,20 @@ SELECT rows_moved, rows_skipped FROM clustered_pg.repack('hp_ck');
 SELECT count(*), count(id), sum(id) FROM hp;
 SELECT count(*) AS violations FROM clustered_pg.verify('hp');
 
+-- max_rows bounds one call (one transaction): it stops after the segment
+-- (here at most 64 rows) in which that many rows have moved; the next call
+-- goes on where it stopped.
+CREATE TABLE rb (id bigint NOT NULL, v text) USING clustered_heap;
+CREATE INDEX rb_ck ON rb USING clustered_pk_index (id) WITH (split_threshold = 64);
+INSERT INTO rb SELECT g, 'b' FROM generate_series(1, 3000) g ORDER BY random();
+CREATE TEMP TABLE rb_runs AS SELECT 1 AS run, * FROM clustered_pg.repack('rb', 100);
+INSERT INTO rb_runs SELECT 2, * FROM clustered_pg.repack('rb');
+SELECT run, CASE run WHEN 1 THEN rows_moved BETWEEN 100 AND 164 ELSE rows_moved > 0 END AS expected,
+       rows_skipped
+  FROM rb_runs ORDER BY run;
+SELECT sum(rows_moved) AS moved_in_all FROM rb_runs;
+SELECT count(*) AS violations FROM clustered_pg.verify('rb');
+
 -- An empty table: nothing to do.
 CREATE TABLE rp_empty (id bigint NOT NULL) USING clustered_heap;
 CREATE INDEX rp_empty_ck ON rp_empty USING clustered_pk_index (id);
@@ -99,6 +113,7 @@ SELECT * FROM clustered_pg.repack('rp_empty');
 
 -- Bad input changes nothing.
 SELECT * FROM clustered_pg.repack(NULL);
+SELECT * FROM clustered_pg.repack('rp', 0);
 CREATE TABLE no_ck (id bigint);
 SELECT * FROM clustered_pg.repack('no_ck');
 CREATE VIEW rp_view AS SELECT * FROM rp;
@@ -118,5 +133,5 @@ REVOKE USAGE ON SCHEMA clustered_pg FROM rp_reader;
 DROP ROLE rp_reader;
 SELECT count(*) AS violations FROM clustered_pg.verify('rp');
 
-DROP TABLE rp, hp, rp_empty, no_ck CASCADE;
+DROP TABLE rp, hp, rb, rp_empty, no_ck CASCADE;
 DROP EXTENSION clustered_pg;

@@ -19,7 +19,7 @@ use crate::core::repack::{
     live_listings, move_order, needs_repack, owns, segments_to_repack, unchanged_for, Filler, Next,
     Outcome, Owners, Row,
 };
-use crate::pg::datum::from_i64;
+use crate::pg::datum::{from_i64, to_i64};
 use crate::pg::error::{check_for_interrupts, codes, guard, CpgStatus, PgError, PgResult};
 use crate::pg::heap;
 use crate::pg::rel;
@@ -163,8 +163,15 @@ enum Scope {
     Due { now: i64 },
 }
 
-/// Repacks the table (or index) `oid`; the caller has checked the owner.
-fn repack(heap: sys::Relation, index: sys::Relation, scope: Scope) -> PgResult<(Tally, u64)> {
+/// Repacks the table; the caller has checked the owner. Stops after the
+/// segment during which `max_rows` rows have moved (a later call goes on
+/// from there: segments already in order are not moved again).
+fn repack(
+    heap: sys::Relation,
+    index: sys::Relation,
+    scope: Scope,
+    max_rows: i64,
+) -> PgResult<(Tally, u64)> {
     check_table(heap)?;
     if map::overflowed(index)? {
         return Err(PgError::new(
@@ -187,6 +194,9 @@ fn repack(heap: sys::Relation, index: sys::Relation, scope: Scope) -> PgResult<(
     let mut filler = Filler::default();
     let mut last: Option<usize> = None;
     for i in due {
+        if tally.moved >= max_rows {
+            break;
+        }
         let rows = segment_rows(heap, index, &segs, i)?;
         if !needs_repack(&live_listings(&rows), &owners) {
             continue;
@@ -205,15 +215,24 @@ fn repack(heap: sys::Relation, index: sys::Relation, scope: Scope) -> PgResult<(
     Ok((tally, filler.blocks))
 }
 
-/// `repack(relation regclass)`: one row
+/// `repack(relation regclass, max_rows bigint DEFAULT NULL)`: one row
 /// `(segments, rows_moved, rows_skipped, blocks)`.
 #[no_mangle]
 pub extern "C" fn rs_repack(fcinfo: FunctionCallInfo, st: *mut CpgStatus) -> Datum {
     sql_entry(fcinfo, st, |a| {
         let func = "repack";
         let oid = relation_arg(a, func)?;
+        let max_rows = a.datum(1).map(to_i64);
+        if let Some(n) = max_rows.filter(|&n| n <= 0) {
+            return Err(PgError::new(
+                codes::INVALID_PARAMETER_VALUE,
+                format!("repack: max_rows must be positive, got {n}"),
+            )
+            .hint("Pass NULL (no limit) or the number of rows after which to stop."));
+        }
         let (h, ix) = open_writer(oid, sys::ShareUpdateExclusiveLock, func)?;
-        let (tally, blocks) = repack(h.rel(), ix.rel(), Scope::All)?;
+        let limit = max_rows.unwrap_or(i64::MAX);
+        let (tally, blocks) = repack(h.rel(), ix.rel(), Scope::All, limit)?;
         let mut out = Rows::start(a.fcinfo())?;
         out.push(
             &[
@@ -230,11 +249,13 @@ pub extern "C" fn rs_repack(fcinfo: FunctionCallInfo, st: *mut CpgStatus) -> Dat
 
 /// The background worker's repack of one table (csrc/repack_worker.c):
 /// only segments due by `auto_repack_interval`, nothing if the index's
-/// interval is 0. Runs as the worker's superuser, inside the worker's
-/// transaction; a table that is busy (a repack, VACUUM or DDL holds a
-/// conflicting lock) is skipped this round. Returns the rows moved.
+/// interval is 0, stopping after the segment during which `max_rows` rows
+/// have moved (the worker commits and calls again). Runs as the worker's
+/// superuser, inside the worker's transaction; a table that is busy (a
+/// repack, VACUUM or DDL holds a conflicting lock) is skipped this round.
+/// Returns the rows moved.
 #[no_mangle]
-pub extern "C" fn rs_repack_due_table(table: sys::Oid, st: *mut CpgStatus) -> i64 {
+pub extern "C" fn rs_repack_due_table(table: sys::Oid, max_rows: i64, st: *mut CpgStatus) -> i64 {
     crate::pg::error::entry(st, 0, || {
         // SAFETY: conditional lock; false when another holder conflicts.
         let got = guard(|| unsafe {
@@ -247,7 +268,7 @@ pub extern "C" fn rs_repack_due_table(table: sys::Oid, st: *mut CpgStatus) -> i6
         if rel::index_options(ix.rel()).auto_repack_interval <= 0 {
             return Ok(0);
         }
-        let (tally, _) = repack(h.rel(), ix.rel(), Scope::Due { now: map::now() })?;
+        let (tally, _) = repack(h.rel(), ix.rel(), Scope::Due { now: map::now() }, max_rows)?;
         Ok(tally.moved)
     })
 }
