@@ -437,7 +437,7 @@ else
 fi
 NCHECKS=$((NCHECKS + 1))
 if [ "$PGBENCH_FAILED" = 0 ]; then
-    log "  ok    smoke_mix_ch: no pgbench transaction failed for good next to repack ($PGBENCH_RETRIED retried after 40001)"
+    log "  ok    smoke_mix_ch: no pgbench transaction failed for good next to repack ($PGBENCH_RETRIED retried after a serialization or deadlock failure)"
 else
     NFAILED=$((NFAILED + 1))
     log "  FAIL  smoke_mix_ch: pgbench next to repack: failed transactions: $PGBENCH_FAILED (want 0)"
