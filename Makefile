@@ -25,7 +25,7 @@ REGRESS = locator boundary index_build index_scan ordered_scan range_scan verify
 REGRESS_OPTS = --inputdir=$(srcdir) --outputdir=$(CURDIR)
 # Isolation specs (pg_isolation_regress) live in regress/specs, their
 # expected output in regress/expected.
-ISOLATION = concurrent_writes
+ISOLATION = concurrent_writes repack
 ISOLATION_OPTS = --inputdir=$(srcdir)/regress --outputdir=$(CURDIR)/isolation_output
 
 # One cargo target directory per major: the artifact hash is the same for

@@ -16,6 +16,12 @@
 # clustered_heap table and a plain heap (smoke_mix_ch, smoke_mix_ph; both with
 # a clustered_pk_index and a UNIQUE btree on id), checked by verify(), exact
 # row accounting through a ledger table, and index-vs-seq-scan counts.
+# smoke_mix_ch then gets the same mixed workload for ${SMOKE_REPACK_SECS:-6}
+# seconds while clustered_pg.repack() and VACUUM run on it about every
+# second (clients retry the 40001 of a row repack moved: pgbench
+# --max-tries); at least two repacks must move rows, none may fail, no
+# transaction may fail for good, and every check of smoke_mix_ch below
+# holds after it.
 #
 # The segment-map contract (the seed's smoke: "sum(row_count) equals the
 # table's row count, no segment exceeds its capacity, verify() is clean")
@@ -212,7 +218,63 @@ SQL
     rm -f "$out"
     log "pgbench (mixed, $t) done in $((SECONDS - start))s"
 }
+# run_mix_repack TABLE -- the same mixed workload on TABLE again, for
+# ${SMOKE_REPACK_SECS:-6} seconds (pgbench -T), while this shell calls
+# clustered_pg.repack(TABLE) and then VACUUM TABLE about every second until
+# pgbench ends. A client whose UPDATE/DELETE meets a row that a committed
+# repack moved under its snapshot gets SQLSTATE 40001 (the row "moved to
+# another partition"): pgbench retries it (--max-tries), and no transaction
+# may fail for good. Every repack must succeed; their rows go to
+# $MIX_DIR/repack.log for the checks (REPACK_RUNS, REPACK_MOVED, ...).
+REPACK_RUNS=0
+REPACK_MOVED=0
+REPACK_SKIPPED=0
+REPACK_ERRORS=0
+PGBENCH_RETRIED=?
+PGBENCH_FAILED=?
+run_mix_repack() {
+    local t=$1 secs=${SMOKE_REPACK_SECS:-6} out="${TMPDIR:-/tmp}/cpg-smoke-pgbench.$$.log" pgb rc r
+    log "pgbench (mixed, $t) for ${secs}s with clustered_pg.repack('$t') + VACUUM about every second"
+    start=$SECONDS
+    "$PGBENCH" -n -c "$CLIENTS" -j "$JOBS" -T "$secs" --max-tries=20 \
+        -f "$MIX_DIR/$t-insert.sql@4" -f "$MIX_DIR/$t-update.sql@2" -f "$MIX_DIR/$t-rekey.sql@2" \
+        -f "$MIX_DIR/$t-delete.sql@2" -f "$MIX_DIR/$t-select.sql@2" "$DB" >"$out" 2>&1 &
+    pgb=$!
+    : >"$MIX_DIR/repack.log"
+    while sleep 1 && kill -0 "$pgb" 2>/dev/null; do
+        # segments|rows_moved|rows_skipped|blocks
+        if r=$(psql_db -c "SELECT segments, rows_moved, rows_skipped, blocks FROM $L.repack('$t')" 2>&1); then
+            echo "$r" >>"$MIX_DIR/repack.log"
+        else
+            REPACK_ERRORS=$((REPACK_ERRORS + 1))
+            log "  repack failed: $r"
+        fi
+        psql_db -c "VACUUM $t" >/dev/null 2>&1 || { REPACK_ERRORS=$((REPACK_ERRORS + 1)); log "  VACUUM $t failed"; }
+    done
+    set +e
+    wait "$pgb"
+    rc=$?
+    set -e
+    if [ "$rc" -ne 0 ]; then
+        cat "$out" >&2
+        rm -f "$out"
+        echo "concurrency-smoke: FAIL (mixed pgbench with repack on $t failed)"
+        exit 1
+    fi
+    grep -E '^(number of transactions actually processed|number of failed|number of transactions retried|total number of retries|tps)' "$out" \
+        | sed 's/^/concurrency-smoke:   /' >&2 || true
+    PGBENCH_FAILED=$(sed -nE 's/^number of failed transactions: ([0-9]+).*/\1/p' "$out")
+    PGBENCH_RETRIED=$(sed -nE 's/^number of transactions retried: ([0-9]+).*/\1/p' "$out")
+    rm -f "$out"
+    REPACK_RUNS=$(grep -c . "$MIX_DIR/repack.log" || true)
+    REPACK_MOVED=$(awk -F'|' '{s += $2} END {print s + 0}' "$MIX_DIR/repack.log")
+    REPACK_SKIPPED=$(awk -F'|' '{s += $3} END {print s + 0}' "$MIX_DIR/repack.log")
+    log "pgbench (mixed, $t, with repack) done in $((SECONDS - start))s: $REPACK_RUNS repacks moved $REPACK_MOVED rows," \
+        "skipped $REPACK_SKIPPED (per call: $(tr '\n' ' ' <"$MIX_DIR/repack.log")); pgbench retried ${PGBENCH_RETRIED:-?} transactions"
+}
+L=clustered_pg
 run_mix smoke_mix_ch clustered_heap
+run_mix_repack smoke_mix_ch
 run_mix smoke_mix_ph heap
 
 # --- CHECKS ------------------------------------------------------------------
@@ -362,6 +424,24 @@ check "smoke_ch: sum(segment_map.row_count) = count(*) after segment_map_touch o
 check "smoke_ch: segment_map_tids lists every row exactly once" \
     "SELECT count(*) = $CK_EXPECTED AND count(DISTINCT t.tuple_tid) = $CK_EXPECTED
        FROM $L.segment_map_tids_of('smoke_ch') t JOIN smoke_ch c ON c.ctid = t.tuple_tid AND c.id = t.minor_key"
+
+# Repack under load (run_mix_repack): the other checks of smoke_mix_ch
+# below (verify(), exact ledger accounting, unique ids, index = seq scan
+# counts) hold with the rows repack moved while clients wrote.
+NCHECKS=$((NCHECKS + 1))
+if [ "$REPACK_ERRORS" -eq 0 ] && [ "$REPACK_RUNS" -ge 2 ] && [ "$REPACK_MOVED" -gt 0 ]; then
+    log "  ok    smoke_mix_ch: $REPACK_RUNS repacks under load (>= 2), $REPACK_MOVED rows moved (> 0), none failed"
+else
+    NFAILED=$((NFAILED + 1))
+    log "  FAIL  smoke_mix_ch: repack under load: $REPACK_RUNS runs (want >= 2), $REPACK_MOVED rows moved (want > 0), $REPACK_ERRORS failed (want 0)"
+fi
+NCHECKS=$((NCHECKS + 1))
+if [ "$PGBENCH_FAILED" = 0 ]; then
+    log "  ok    smoke_mix_ch: no pgbench transaction failed for good next to repack ($PGBENCH_RETRIED retried after a serialization or deadlock failure)"
+else
+    NFAILED=$((NFAILED + 1))
+    log "  FAIL  smoke_mix_ch: pgbench next to repack: failed transactions: $PGBENCH_FAILED (want 0)"
+fi
 
 # Mixed workload tables (clustered_heap and plain heap).  Index scans are
 # forced onto the clustered_pk_index by dropping the btree inside a
