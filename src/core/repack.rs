@@ -11,7 +11,7 @@
 //! a table repacked from end to end is in key order on disk.
 
 use super::layout::{Listing, Segment};
-use super::seedapi::is_fragmented;
+use super::seedapi::{is_fragmented, zones_overlap};
 use std::collections::HashMap;
 
 /// Which segments list each heap block, to tell blocks in key order from
@@ -47,6 +47,21 @@ pub fn needs_repack(listings: &[Listing], owners: &Owners) -> bool {
     is_fragmented(listings) || listings.iter().any(|l| owners.scattered(l.blkno))
 }
 
+/// A block and the keys of one segment it really holds (exact: a map
+/// listing stores a zone's width in 32 bits and saturates wider ones).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LiveZone {
+    pub blkno: u32,
+    pub min: i64,
+    pub max: i64,
+}
+
+/// [`needs_repack`] for where the segment's live rows really are.
+pub fn live_needs_repack(zones: &[LiveZone], owners: &Owners) -> bool {
+    zones_overlap(zones.iter().map(|z| (z.min, z.max)).collect())
+        || zones.iter().any(|z| owners.scattered(z.blkno))
+}
+
 /// Indexes (in key order) of the segments whose map listings say they need
 /// repack: the candidates, before their blocks are read.
 pub fn segments_to_repack(segs: &[&Segment]) -> Vec<usize> {
@@ -60,18 +75,18 @@ pub fn segments_to_repack(segs: &[&Segment]) -> Vec<usize> {
 /// the keys it holds. A block left with only dead versions (a repack not
 /// yet followed by VACUUM) is not among them, so a segment already moved
 /// into order is not moved again.
-pub fn live_listings(rows: &[Row]) -> Vec<Listing> {
+pub fn live_zones(rows: &[Row]) -> Vec<LiveZone> {
     let mut zones: HashMap<u32, (i64, i64)> = HashMap::new();
     for r in rows {
         let z = zones.entry(r.blkno).or_insert((r.key, r.key));
         z.0 = z.0.min(r.key);
         z.1 = z.1.max(r.key);
     }
-    let mut v: Vec<Listing> = zones
+    let mut v: Vec<LiveZone> = zones
         .into_iter()
-        .map(|(b, (lo, hi))| Listing::from_bounds(lo, hi, b))
+        .map(|(blkno, (min, max))| LiveZone { blkno, min, max })
         .collect();
-    v.sort_unstable_by_key(|l| (l.zmin, l.blkno));
+    v.sort_unstable_by_key(|z| (z.min, z.blkno));
     v
 }
 
@@ -252,12 +267,42 @@ mod tests {
             blkno,
             offnum: 1,
         };
-        let live = live_listings(&[r(1, 7), r(25, 7), r(26, 8), r(60, 8)]);
+        let live = live_zones(&[r(1, 7), r(25, 7), r(26, 8), r(60, 8)]);
         assert_eq!(live.len(), 2);
-        assert!(!needs_repack(&live, &owners));
+        assert!(!live_needs_repack(&live, &owners));
         // A live row still in an old, overlapping block: move.
-        let live = live_listings(&[r(1, 7), r(25, 7), r(26, 8), r(30, 0), r(60, 8)]);
-        assert!(needs_repack(&live, &owners));
+        let live = live_zones(&[r(1, 7), r(25, 7), r(26, 8), r(30, 0), r(60, 8)]);
+        assert!(live_needs_repack(&live, &owners));
+    }
+
+    #[test]
+    fn keys_far_apart_are_judged_exactly() {
+        // Zones wider than 2^32 saturate in a listing (and overlap there);
+        // the live check compares the real keys.
+        let step = 50_000_000i64;
+        let a = seg(
+            i64::MIN,
+            &[(step, 90 * step, 0), (91 * step, 180 * step, 1)],
+        );
+        let segs = [&a];
+        let owners = Owners::of(&segs);
+        assert_eq!(
+            segments_to_repack(&segs),
+            vec![0],
+            "the saturated map zones look fragmented"
+        );
+        let r = |key, blkno| Row {
+            key,
+            blkno,
+            offnum: 1,
+        };
+        let live = live_zones(&[
+            r(step, 0),
+            r(90 * step, 0),
+            r(91 * step, 1),
+            r(180 * step, 1),
+        ]);
+        assert!(!live_needs_repack(&live, &owners));
     }
 
     #[test]

@@ -25,7 +25,11 @@ pub struct SegmentRow {
 /// A segment is fragmented when two of its listings' zones overlap: a key
 /// range then needs more than one heap block per key.
 pub fn is_fragmented(listings: &[Listing]) -> bool {
-    let mut v: Vec<(i64, i64)> = listings.iter().map(|l| (l.zmin, l.zmax())).collect();
+    zones_overlap(listings.iter().map(|l| (l.zmin, l.zmax())).collect())
+}
+
+/// Whether two of the inclusive key ranges `(min, max)` overlap.
+pub fn zones_overlap(mut v: Vec<(i64, i64)>) -> bool {
     v.sort_unstable();
     let mut reach: Option<i64> = None;
     for (zmin, zmax) in v {

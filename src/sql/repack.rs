@@ -16,8 +16,8 @@
 use crate::am::index::map;
 use crate::core::layout::Segment;
 use crate::core::repack::{
-    live_listings, move_order, needs_repack, owns, segments_to_repack, unchanged_for, Filler, Next,
-    Outcome, Owners, Row,
+    live_needs_repack, live_zones, move_order, owns, segments_to_repack, unchanged_for, Filler,
+    Next, Outcome, Owners, Row,
 };
 use crate::pg::datum::{from_i64, to_i64};
 use crate::pg::error::{check_for_interrupts, codes, guard, CpgStatus, PgError, PgResult};
@@ -198,7 +198,7 @@ fn repack(
             break;
         }
         let rows = segment_rows(heap, index, &segs, i)?;
-        if !needs_repack(&live_listings(&rows), &owners) {
+        if !live_needs_repack(&live_zones(&rows), &owners) {
             continue;
         }
         if last.is_some_and(|l| l + 1 != i) {
