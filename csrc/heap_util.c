@@ -18,15 +18,15 @@ typedef void (*cpg_heap_key_cb) (void *state, uint16 offnum, Datum key, bool isn
 
 extern int	cpg_heap_block_keys(Relation heap, BlockNumber blkno, AttrNumber attno,
 								cpg_heap_key_cb cb, void *state);
-extern int	cpg_heap_block_live_keys(Relation heap, BlockNumber blkno, AttrNumber attno,
-									 cpg_heap_key_cb cb, void *state);
+extern int	cpg_heap_block_current_keys(Relation heap, BlockNumber blkno, AttrNumber attno,
+										cpg_heap_key_cb cb, void *state);
 extern int	cpg_heap_block_roots(Relation heap, BlockNumber blkno, AttrNumber attno,
 								 OffsetNumber *offs, Datum *keys, bool *nulls);
 extern Oid	cpg_am_oid(const char *name);
 extern BlockNumber cpg_heap_nblocks(Relation heap);
 
 static int	block_keys(Relation heap, BlockNumber blkno, AttrNumber attno,
-					   cpg_heap_key_cb cb, void *state, bool live_only);
+					   cpg_heap_key_cb cb, void *state, bool current_only);
 
 /*
  * Calls cb for every tuple with storage in the block that is not dead to
@@ -42,21 +42,22 @@ cpg_heap_block_keys(Relation heap, BlockNumber blkno, AttrNumber attno,
 }
 
 /*
- * The same for the tuples that are the live version of their row to every
- * transaction (HEAPTUPLE_LIVE): what repack can move, and what says where
- * a segment's rows are now (a block left with only dead versions no longer
- * counts, even before VACUUM drops it from the map).
+ * The same without recently dead tuples: the current version of each row
+ * (live, or being inserted or deleted by a transaction still running).
+ * What repack may move, and what says where a segment's rows are now: a
+ * block left with only old versions no longer counts, even before VACUUM
+ * drops it from the map.
  */
 int
-cpg_heap_block_live_keys(Relation heap, BlockNumber blkno, AttrNumber attno,
-						 cpg_heap_key_cb cb, void *state)
+cpg_heap_block_current_keys(Relation heap, BlockNumber blkno, AttrNumber attno,
+							cpg_heap_key_cb cb, void *state)
 {
 	return block_keys(heap, blkno, attno, cb, state, true);
 }
 
 static int
 block_keys(Relation heap, BlockNumber blkno, AttrNumber attno,
-		   cpg_heap_key_cb cb, void *state, bool live_only)
+		   cpg_heap_key_cb cb, void *state, bool current_only)
 {
 	TransactionId oldest = GetOldestNonRemovableTransactionId(heap);
 	Buffer		buf = ReadBuffer(heap, blkno);
@@ -85,11 +86,11 @@ block_keys(Relation heap, BlockNumber blkno, AttrNumber attno,
 		{
 			case HEAPTUPLE_DEAD:
 				continue;
-			case HEAPTUPLE_LIVE:
+			case HEAPTUPLE_RECENTLY_DEAD:
+				if (current_only)
+					continue;
 				break;
 			default:
-				if (live_only)
-					continue;
 				break;
 		}
 		key = heap_getattr(&tup, attno, RelationGetDescr(heap), &isnull);

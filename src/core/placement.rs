@@ -83,16 +83,27 @@ pub fn place_capped(
     if segment_rows >= capacity && matches!((lo, hi), (Some(a), Some(z)) if a < z) {
         return Decision::Split;
     }
-    let mut by_distance: Vec<&Listed> = listings.iter().collect();
-    by_distance.sort_by_key(|l| (distance(k, l), l.zmax as i128 - l.zmin as i128, l.blkno));
-    for l in by_distance {
-        let fill = if distance(k, l) == 0 {
+    let order = |l: &Listed| (distance(k, l), l.zmax as i128 - l.zmin as i128, l.blkno);
+    let fill_for = |l: &Listed| {
+        if distance(k, l) == 0 {
             Fill::Gap
         } else {
             Fill::Extend
-        };
-        if room(l.blkno, fill) {
-            return Decision::Block(l.blkno);
+        }
+    };
+    // The nearest block usually has room: try it before sorting the rest
+    // (placement runs for every row).
+    if let Some(best) = listings.iter().min_by_key(|l| order(l)) {
+        if room(best.blkno, fill_for(best)) {
+            return Decision::Block(best.blkno);
+        }
+        let mut by_distance: Vec<&Listed> =
+            listings.iter().filter(|l| l.blkno != best.blkno).collect();
+        by_distance.sort_by_key(|l| order(l));
+        for l in by_distance {
+            if room(l.blkno, fill_for(l)) {
+                return Decision::Block(l.blkno);
+            }
         }
     }
     match (lo, hi) {

@@ -71,7 +71,7 @@ pub fn segments_to_repack(segs: &[&Segment]) -> Vec<usize> {
         .collect()
 }
 
-/// Where a segment's live rows really are: one listing per block, zoned by
+/// Where a segment's current rows (live or in flight) really are: one listing per block, zoned by
 /// the keys it holds. A block left with only dead versions (a repack not
 /// yet followed by VACUUM) is not among them, so a segment already moved
 /// into order is not moved again.

@@ -47,9 +47,9 @@ pub fn block_keys(
     Ok(c.out)
 }
 
-/// [`block_keys`] for the tuples that are their row's live version to
-/// every transaction: what repack can move.
-pub fn block_live_keys(
+/// [`block_keys`] without recently dead tuples: the current version of
+/// each row (live, or being inserted or deleted), what repack considers.
+pub fn block_current_keys(
     heap: sys::Relation,
     blkno: u32,
     attno: i16,
@@ -61,7 +61,7 @@ pub fn block_live_keys(
     };
     let cp = &mut c as *mut Collect as *mut c_void;
     // SAFETY: as in block_keys.
-    guard(|| unsafe { sys::cpg_heap_block_live_keys(heap, blkno, attno, collect, cp) })?;
+    guard(|| unsafe { sys::cpg_heap_block_current_keys(heap, blkno, attno, collect, cp) })?;
     Ok(c.out)
 }
 

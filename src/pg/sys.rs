@@ -78,8 +78,8 @@ extern "C" {
         cb: HeapKeyCallback,
         state: *mut core::ffi::c_void,
     ) -> i32;
-    /// The same for tuples live to every transaction (HEAPTUPLE_LIVE).
-    pub fn cpg_heap_block_live_keys(
+    /// The same without recently dead tuples (current versions only).
+    pub fn cpg_heap_block_current_keys(
         heap: Relation,
         blkno: BlockNumber,
         attno: i16,

@@ -72,8 +72,8 @@ struct Tally {
     skipped: i64,
 }
 
-/// The live rows of segment `i` that are in its listed blocks, in move
-/// order.
+/// The current rows of segment `i` (live, or being inserted or deleted)
+/// that are in its listed blocks, in move order.
 fn segment_rows(
     heap: sys::Relation,
     index: sys::Relation,
@@ -87,7 +87,7 @@ fn segment_rows(
     blocks.dedup();
     let mut rows = Vec::new();
     for blkno in blocks {
-        for t in heap::block_live_keys(heap, blkno, attno, width)? {
+        for t in heap::block_current_keys(heap, blkno, attno, width)? {
             if let Some(key) = t.key.filter(|&k| owns(segs, i, k)) {
                 rows.push(Row {
                     key,
