@@ -133,6 +133,8 @@ repack_one(Oid table)
 		cpg_raise(&st);
 		PopActiveSnapshot();
 		CommitTransactionCommand();
+		/* a worker has no idle loop that would report them */
+		pgstat_report_stat(true);
 		if (moved > 0)
 			ereport(LOG,
 					(errmsg("clustered_pg auto-repack: moved " INT64_FORMAT " rows of table with OID %u",

@@ -31,10 +31,15 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
 
-ALL_VARIANTS = ["heap_btree", "heap_cluster", "heap_ck", "clustered", "clustered_pk", "clustered_repack"]
+ALL_VARIANTS = ["heap_btree", "heap_cluster", "heap_ck", "clustered", "clustered_pk", "clustered_repack",
+                "clustered_auto"]
 BASELINE = "heap_btree"
 # Variants that use clustered_pg (the ones the "behind" paragraph is about).
-CPG_VARIANTS = ["heap_ck", "clustered", "clustered_pk", "clustered_repack"]
+CPG_VARIANTS = ["heap_ck", "clustered", "clustered_pk", "clustered_repack", "clustered_auto"]
+# clustered_auto: seconds a segment must stay unchanged before the
+# auto-repack worker moves it (its index's auto_repack_interval); every
+# other variant says 0, so the worker leaves it alone.
+AUTO_INTERVAL = 5
 WIDTHS = [1, 100, 5000, 100000]
 PHASES = ["after_load", "after_churn"]
 PHASE_TITLE = {"after_load": "After load (VACUUM ANALYZE)",
@@ -242,14 +247,17 @@ VACUUM ANALYZE bench.churn_ops;
 def variant_ddl(v):
     t = "bench." + v
     ck_with = os.environ.get("BENCH_CK_WITH", "").strip()
-    ckw = f" WITH ({ck_with})" if ck_with else ""
+    opts = [o for o in [ck_with] if o]
+    if "auto_repack_interval" not in ck_with:
+        opts.insert(0, "auto_repack_interval = %d" % (AUTO_INTERVAL if v == "clustered_auto" else 0))
+    ckw = " WITH (%s)" % ", ".join(opts)
     cols = "id bigint NOT NULL, ts timestamptz NOT NULL, payload text NOT NULL"
     if v in ("heap_btree", "heap_cluster"):
         return [f"CREATE TABLE {t} ({cols}, CONSTRAINT {v}_pkey PRIMARY KEY (id));"]
     if v == "heap_ck":
         return [f"CREATE TABLE {t} ({cols});",
                 f"CREATE INDEX {v}_ck ON {t} USING clustered_pk_index (id){ckw};"]
-    if v in ("clustered", "clustered_repack"):
+    if v in ("clustered", "clustered_repack", "clustered_auto"):
         return [f"CREATE TABLE {t} ({cols}) USING clustered_heap;",
                 f"CREATE INDEX {v}_ck ON {t} USING clustered_pk_index (id){ckw};"]
     if v == "clustered_pk":
@@ -533,6 +541,27 @@ def so_digest():
         return None
 
 
+def wait_for_worker(v, started):
+    """clustered_auto: wait until the auto-repack worker has moved what it
+    will move. Its moves show in pg_stat_user_tables.n_tup_del (it reports
+    its statistics after every transaction); done when that count has grown
+    and then stayed put for 3 polls (the worker takes up a table again only
+    after its naptime), or after 600 s. Returns what happened."""
+    def dels():
+        return int(psql_val(f"SELECT n_tup_del FROM pg_stat_user_tables WHERE relid = 'bench.{v}'::regclass;") or 0)
+    base, last, still, grown = dels(), None, 0, False
+    while time.time() - started < 600:
+        time.sleep(2)
+        cur = dels()
+        grown = grown or cur > base
+        still = still + 1 if cur == last else 0
+        last = cur
+        if grown and still >= 3:
+            break
+    return {"rows_moved": (last or base) - base, "seconds": round(time.time() - started, 1),
+            "timed_out": not (grown and still >= 3)}
+
+
 def vacuum_analyze(v):
     psql(f"ALTER TABLE bench.{v} ALTER COLUMN id SET STATISTICS 1000;\nVACUUM ANALYZE bench.{v};")
 
@@ -562,12 +591,17 @@ def cmd_measure():
     log("setting up (extension, helper functions)")
     psql(SETUP_SQL)
     has_ch = psql_val("SELECT count(*) FROM pg_am WHERE amname = 'clustered_heap';") == "1"
-    has_repack = psql_val("SELECT to_regprocedure('clustered_pg.repack(regclass)') IS NOT NULL;") == "t"
+    has_repack = psql_val("SELECT count(*) FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace "
+                          "WHERE n.nspname = 'clustered_pg' AND p.proname = 'repack';") != "0"
+    has_worker = psql_val("SELECT count(*) FROM pg_stat_activity "
+                          "WHERE backend_type = 'clustered_pg auto-repack';") != "0"
     available = ["heap_btree", "heap_cluster", "heap_ck"]
     if has_ch:
         available += ["clustered", "clustered_pk"]
         if has_repack:
             available.append("clustered_repack")
+        if has_worker:
+            available.append("clustered_auto")
     wanted = [x.strip() for x in os.environ.get("BENCH_VARIANTS", "").split(",") if x.strip()]
     if wanted:
         for w in wanted:
@@ -600,7 +634,7 @@ def cmd_measure():
             ["git", "-C", REPO, "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip(),
         "git_dirty": bool(subprocess.run(["git", "-C", REPO, "status", "--porcelain", "--", "src", "csrc", "sql"],
                                          capture_output=True, text=True).stdout.strip()),
-        "available": {"clustered_heap": has_ch, "repack": has_repack},
+        "available": {"clustered_heap": has_ch, "repack": has_repack, "auto_repack_worker": has_worker},
         "so_sha256_start": so_digest(),
         "variants_requested_unavailable": skipped,
         "variants": {},
@@ -610,7 +644,7 @@ def cmd_measure():
     steps = [("prepare", "staging data")]
     for v in variants:
         steps += [("load", f"{v}: load")]
-        if v in ("heap_cluster", "clustered_repack"):
+        if v in ("heap_cluster", "clustered_repack", "clustered_auto"):
             steps += [("maint", f"{v}: maintenance")]
         steps += [("measure", f"{v}: measure after load"), ("churn", f"{v}: churn"),
                   ("measure", f"{v}: measure after churn")]
@@ -653,6 +687,13 @@ def cmd_measure():
                 psql(f"SELECT clustered_pg.repack('bench.{v}');")
                 vr["maintenance"] = {"command": f"SELECT clustered_pg.repack('bench.{v}')", "seconds": round(time.time() - t0, 3)}
                 PROGRESS.done()
+            if v == "clustered_auto":
+                PROGRESS.start("maint", f"{v}: waiting for the auto-repack worker")
+                step = "auto-repack worker"
+                vr["maintenance"] = dict(wait_for_worker(v, time.time()),
+                                         command="none: the auto-repack worker (auto_repack_interval = %d s)"
+                                         % AUTO_INTERVAL)
+                PROGRESS.done()
             step = "VACUUM ANALYZE"
             vacuum_analyze(v)
             PROGRESS.start("measure", f"{v}: measure after load")
@@ -663,6 +704,9 @@ def cmd_measure():
             PROGRESS.start("churn", f"{v}: churn")
             step = "churn"
             vr["churn"] = apply_churn(v, n)
+            if v == "clustered_auto":
+                step = "auto-repack worker after churn"
+                vr["maintenance_after_churn"] = wait_for_worker(v, time.time())
             step = "VACUUM ANALYZE after churn"
             vacuum_analyze(v)
             PROGRESS.done()
@@ -877,7 +921,7 @@ def findings(res, rpp):
             if not p or not bp:
                 continue
             pname = "after load" if phase == "after_load" else "after churn"
-            limit = 1.5 if phase == "after_churn" else (1.05 if v == "clustered_repack" else 1.25)
+            limit = 1.5 if phase == "after_churn" else (1.05 if v in ("clustered_repack", "clustered_auto") else 1.25)
             for w in WIDTHS:
                 q, bq = p["queries"][str(w)], bp["queries"][str(w)]
                 label = "point lookup" if w == 1 else f"range of {w:,} keys"
@@ -1097,7 +1141,7 @@ BENCH_PG=15 BENCH_ORDER=ascending make bench
 | `BENCH_ORDER` | random | key order of the load: `random` (a permutation of 1..N by seed) or `ascending` |
 | `BENCH_PG` | 18 | PostgreSQL major (15 or 18), installed by `regress/deps.sh` |
 | `BENCH_PG_CONFIG` | – | explicit `pg_config` (overrides `BENCH_PG`) |
-| `BENCH_VARIANTS` | all available | comma list of `heap_btree,heap_cluster,heap_ck,clustered,clustered_pk,clustered_repack` |
+| `BENCH_VARIANTS` | all available | comma list of `heap_btree,heap_cluster,heap_ck,clustered,clustered_pk,clustered_repack,clustered_auto` |
 | `BENCH_OUT` | `bench-out/` | output directory (git-ignored) |
 | `BENCH_SEED` | 42 | seed of the key order, churn and query positions |
 | `BENCH_QUERIES` | 20 | repetitions per query shape |
@@ -1125,9 +1169,13 @@ PostgreSQL install with the same server settings.
 | `clustered` | `clustered_heap` | `clustered_pk_index` | none |
 | `clustered_pk` | `clustered_heap` | btree primary key + `clustered_pk_index` | none |
 | `clustered_repack` | `clustered_heap` | `clustered_pk_index` | `clustered_pg.repack()` after the load |
+| `clustered_auto` | `clustered_heap` | `clustered_pk_index` with `auto_repack_interval = {AUTO_INTERVAL}` | none by hand: the auto-repack worker (naptime 2 s); measured once it has stopped moving rows, after the load and after churn |
 
-The `clustered*` variants run only when the `clustered_heap` access method
-exists, `clustered_repack` only when `clustered_pg.repack(regclass)` exists.
+Every other `clustered_pk_index` says `auto_repack_interval = 0`, so the
+worker leaves it alone. The `clustered*` variants run only when the
+`clustered_heap` access method exists, `clustered_repack` only when
+`clustered_pg.repack(regclass)` exists, `clustered_auto` only when the
+worker runs (`regress/bench/run.sh` preloads the library).
 This run measured: {vlist}.
 
 ### Workload

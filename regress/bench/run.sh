@@ -123,7 +123,12 @@ checkpoint_timeout = 30min
 autovacuum = off
 max_parallel_workers_per_gather = 0
 max_connections = 20
-jit = off"
+jit = off
+clustered_pg.auto_repack_database = postgres
+clustered_pg.auto_repack_naptime = 2"
+# The auto-repack worker runs for the clustered_auto variant only (every
+# other variant's index says auto_repack_interval = 0).
+export PGCLUSTER_PRELOAD=clustered_pg
 export BENCH_PGCLUSTER_CONF="$PGCLUSTER_CONF"
 
 if [ "$BENCH_LOOKUP_ONLY" != 1 ]; then
