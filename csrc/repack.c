@@ -26,6 +26,7 @@
 #include "nodes/execnodes.h"
 #include "storage/bufmgr.h"
 #include "miscadmin.h"
+#include "utils/guc.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
 
@@ -40,6 +41,9 @@ typedef struct
 	MemoryContext tmp;
 	CommandId	cid;
 	Size		reserve;		/* fillfactor's free space per page */
+	Oid			save_userid;
+	int			save_sec_context;
+	int			save_nestlevel;
 } CpgMoverState;
 
 /* What cpg_mover_move did (src/sql/repack.rs mirrors these values). */
@@ -69,6 +73,21 @@ cpg_mover_begin(Relation rel, Oid clustered_index)
 	PreventCommandIfReadOnly("clustered_pg.repack()");
 	PreventCommandIfParallelMode("clustered_pg.repack()");
 	PreventCommandDuringRecovery("clustered_pg.repack()");
+
+	/*
+	 * Index expressions and predicates run while rows move: run them as the
+	 * table's owner in a security-restricted operation, as VACUUM and
+	 * REINDEX do, so that a superuser's repack (or the auto-repack worker)
+	 * never runs a table owner's functions with its own rights. An error
+	 * restores both with the transaction's abort.
+	 */
+	GetUserIdAndSecContext(&m->save_userid, &m->save_sec_context);
+	SetUserIdAndSecContext(rel->rd_rel->relowner,
+						   m->save_sec_context | SECURITY_RESTRICTED_OPERATION);
+	m->save_nestlevel = NewGUCNestLevel();
+#if PG_VERSION_NUM >= 170000
+	RestrictSearchPath();
+#endif
 	m->rel = rel;
 	m->estate = CreateExecutorState();
 	m->rri = makeNode(ResultRelInfo);
@@ -105,6 +124,8 @@ cpg_mover_end(void *mover)
 	ExecCloseIndices(m->rri);
 	FreeExecutorState(m->estate);
 	MemoryContextDelete(m->tmp);
+	AtEOXact_GUC(false, m->save_nestlevel);
+	SetUserIdAndSecContext(m->save_userid, m->save_sec_context);
 	pfree(m);
 }
 

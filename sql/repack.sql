@@ -118,6 +118,29 @@ SELECT fragmented_segments > 0 AS map_says_fragmented FROM clustered_pg.segment_
 SELECT segments, rows_moved FROM clustered_pg.repack('rs');
 SELECT count(*) AS violations FROM clustered_pg.verify('rs');
 
+-- Index expressions run as the table's owner, not as the superuser who
+-- repacks (as in VACUUM and REINDEX).
+CREATE ROLE rp_owner;
+GRANT USAGE, CREATE ON SCHEMA public TO rp_owner;
+CREATE FUNCTION rp_who(bigint) RETURNS bigint IMMUTABLE LANGUAGE plpgsql AS $$
+BEGIN
+  IF $1 = 777 THEN RAISE NOTICE 'index expression runs as %', current_user; END IF;
+  RETURN $1;
+END $$;
+SET ROLE rp_owner;
+CREATE TABLE ro (id bigint NOT NULL) USING clustered_heap;
+CREATE INDEX ro_ck ON ro USING clustered_pk_index (id) WITH (split_threshold = 64);
+INSERT INTO ro SELECT g FROM generate_series(1, 2000) g WHERE g <> 777 ORDER BY random();
+CREATE INDEX ro_who ON ro (rp_who(id));
+INSERT INTO ro VALUES (777);
+RESET ROLE;
+SELECT rows_moved = 2000 AS all_moved FROM clustered_pg.repack('ro');
+SELECT current_user <> 'rp_owner' AS back_to_the_caller;
+DROP TABLE ro;
+DROP FUNCTION rp_who(bigint);
+REVOKE ALL ON SCHEMA public FROM rp_owner;
+DROP ROLE rp_owner;
+
 -- An empty table: nothing to do.
 CREATE TABLE rp_empty (id bigint NOT NULL) USING clustered_heap;
 CREATE INDEX rp_empty_ck ON rp_empty USING clustered_pk_index (id);
