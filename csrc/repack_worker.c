@@ -86,10 +86,13 @@ tables_with_clustered_index(void)
 	StartTransactionCommand();
 	PushActiveSnapshot(GetTransactionSnapshot());
 	SPI_connect();
+	/* Temporary tables belong to their session: their pages are not ours. */
 	if (SPI_execute("SELECT i.indrelid FROM pg_catalog.pg_index i"
 					" JOIN pg_catalog.pg_class c ON c.oid = i.indexrelid"
 					" JOIN pg_catalog.pg_am a ON a.oid = c.relam"
+					" JOIN pg_catalog.pg_class t ON t.oid = i.indrelid"
 					" WHERE a.amname = 'clustered_pk_index' AND i.indisvalid"
+					" AND t.relpersistence <> 't'"
 					" ORDER BY 1", true, 0) == SPI_OK_SELECT)
 	{
 		MemoryContext spi = MemoryContextSwitchTo(outer);
