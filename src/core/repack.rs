@@ -90,6 +90,22 @@ pub fn live_zones(rows: &[Row]) -> Vec<LiveZone> {
     v
 }
 
+/// How many times its ideal number of blocks a segment's current rows may
+/// occupy before the background worker moves it. Moving a segment rewrites
+/// all of its rows; a few rows updated off their full pages should not
+/// rewrite a whole table (the manual repack still moves every segment that
+/// needs it).
+pub const WORKER_SLACK: f64 = 1.25;
+
+/// Whether the worker should move a segment whose current rows (`rows`)
+/// lie in `blocks` blocks, pages holding up to `per_page` rows. A segment
+/// in perfect order still starts and ends mid-block (sharing those blocks
+/// with its neighbours), so its ideal is one block more than its rows fill.
+pub fn worth_moving(blocks: usize, rows: usize, per_page: usize) -> bool {
+    let ideal = rows.div_ceil(per_page.max(1)) + 1;
+    blocks as f64 > ideal as f64 * WORKER_SLACK
+}
+
 /// Whether a segment last changed at `updated_at` (TimestampTz
 /// microseconds) has been left alone for more than `interval_secs`: the
 /// background worker repacks only such segments, so rows still arriving
@@ -321,6 +337,24 @@ mod tests {
         assert!(!unchanged_for(now - 59_000_000, now, 60));
         assert!(!unchanged_for(0, now, 0), "0 = never");
         assert!(unchanged_for(i64::MIN, i64::MAX, i32::MAX), "no overflow");
+    }
+
+    #[test]
+    fn the_worker_leaves_a_few_strays_alone() {
+        // After a random load: 1,000 rows over 200 shared blocks.
+        assert!(worth_moving(200, 1000, 55));
+        // After churn on full pages: 19 blocks' worth (+1 for the ends)
+        // in 22; 26 is too many.
+        assert!(!worth_moving(22, 1000, 55));
+        assert!(worth_moving(26, 1000, 55));
+        // 160 rows of a 62-row page in order span 4 blocks; one more block
+        // of updated rows is tolerated, two are not.
+        assert!(!worth_moving(5, 160, 62));
+        assert!(worth_moving(6, 160, 62));
+        // Tiny segments: two blocks (its neighbours' ends) are in order.
+        assert!(!worth_moving(2, 30, 55));
+        assert!(worth_moving(3, 30, 55));
+        assert!(worth_moving(3, 0, 0), "no rows, no division by zero");
     }
 
     #[test]

@@ -16,8 +16,8 @@
 use crate::am::index::map;
 use crate::core::layout::Segment;
 use crate::core::repack::{
-    live_needs_repack, live_zones, move_order, owns, segments_to_repack, unchanged_for, Filler,
-    Next, Outcome, Owners, Row,
+    live_needs_repack, live_zones, move_order, owns, segments_to_repack, unchanged_for,
+    worth_moving, Filler, Next, Outcome, Owners, Row,
 };
 use crate::pg::datum::{from_i64, to_i64};
 use crate::pg::error::{check_for_interrupts, codes, guard, CpgStatus, PgError, PgResult};
@@ -73,21 +73,25 @@ struct Tally {
 }
 
 /// The current rows of segment `i` (live, or being inserted or deleted)
-/// that are in its listed blocks, in move order.
+/// that are in its listed blocks, in move order, and the most current rows
+/// (of any segment) one of those blocks holds: what a page takes.
 fn segment_rows(
     heap: sys::Relation,
     index: sys::Relation,
     segs: &[&Segment],
     i: usize,
-) -> PgResult<Vec<Row>> {
+) -> PgResult<(Vec<Row>, usize)> {
     let attno = rel::index_heap_attno(index);
     let width = rel::key_width(index)?;
     let mut blocks: Vec<u32> = segs[i].listings.iter().map(|l| l.blkno).collect();
     blocks.sort_unstable();
     blocks.dedup();
     let mut rows = Vec::new();
+    let mut per_page = 0;
     for blkno in blocks {
-        for t in heap::block_current_keys(heap, blkno, attno, width)? {
+        let tuples = heap::block_current_keys(heap, blkno, attno, width)?;
+        per_page = per_page.max(tuples.len());
+        for t in tuples {
             if let Some(key) = t.key.filter(|&k| owns(segs, i, k)) {
                 rows.push(Row {
                     key,
@@ -97,7 +101,7 @@ fn segment_rows(
             }
         }
     }
-    Ok(move_order(rows))
+    Ok((move_order(rows), per_page))
 }
 
 fn move_row(
@@ -158,8 +162,10 @@ enum Scope {
     /// Every segment that needs it (the SQL function).
     All,
     /// Only those unchanged for longer than the index's
-    /// `auto_repack_interval` (the background worker): segments still
-    /// receiving rows are left alone.
+    /// `auto_repack_interval` (the background worker), and only when their
+    /// rows occupy more than `WORKER_SLACK` times the blocks they need:
+    /// segments still receiving rows, or with a few rows updated off their
+    /// pages, are left alone.
     Due { now: i64 },
 }
 
@@ -197,8 +203,12 @@ fn repack(
         if tally.moved >= max_rows {
             break;
         }
-        let rows = segment_rows(heap, index, &segs, i)?;
-        if !live_needs_repack(&live_zones(&rows), &owners) {
+        let (rows, per_page) = segment_rows(heap, index, &segs, i)?;
+        let zones = live_zones(&rows);
+        if !live_needs_repack(&zones, &owners) {
+            continue;
+        }
+        if matches!(scope, Scope::Due { .. }) && !worth_moving(zones.len(), rows.len(), per_page) {
             continue;
         }
         if last.is_some_and(|l| l + 1 != i) {
