@@ -1,5 +1,7 @@
-//! `clustered_pg.repack(regclass)`: online repack of the segments that need
-//! it (core::repack says which), under ShareUpdateExclusiveLock (the lock
+//! `clustered_pg.repack(regclass, max_rows)` and the auto-repack worker's
+//! per-table call (`rs_repack_due_table`, csrc/repack_worker.c): online
+//! repack of the segments that need it (core::repack says which), under
+//! ShareUpdateExclusiveLock (the lock
 //! VACUUM takes: inserts, updates, deletes and queries go on; a second
 //! repack, VACUUM and DDL wait). Rows move one at a time, in key order,
 //! into blocks filled one after another (csrc/repack.c does each move with
