@@ -29,9 +29,17 @@ unsafe extern "C" fn collect(state: *mut c_void, offnum: u16, key: sys::Datum, i
     c.out.push(TupleKey { offnum, key });
 }
 
-/// Tuples of `blkno` that some transaction may still see, with the value
-/// of heap column `attno` (an integer column `width` bytes wide).
-pub fn block_keys(
+/// A C reader of one block's keys (csrc/heap_util.c).
+type BlockReader = unsafe extern "C" fn(
+    sys::Relation,
+    sys::BlockNumber,
+    i16,
+    sys::HeapKeyCallback,
+    *mut c_void,
+) -> i32;
+
+fn read_keys(
+    reader: BlockReader,
     heap: sys::Relation,
     blkno: u32,
     attno: i16,
@@ -43,8 +51,19 @@ pub fn block_keys(
     };
     let cp = &mut c as *mut Collect as *mut c_void;
     // SAFETY: the callback only touches `c`, alive for the call.
-    guard(|| unsafe { sys::cpg_heap_block_keys(heap, blkno, attno, collect, cp) })?;
+    guard(|| unsafe { reader(heap, blkno, attno, collect, cp) })?;
     Ok(c.out)
+}
+
+/// Tuples of `blkno` that some transaction may still see, with the value
+/// of heap column `attno` (an integer column `width` bytes wide).
+pub fn block_keys(
+    heap: sys::Relation,
+    blkno: u32,
+    attno: i16,
+    width: u32,
+) -> PgResult<Vec<TupleKey>> {
+    read_keys(sys::cpg_heap_block_keys, heap, blkno, attno, width)
 }
 
 /// [`block_keys`] without recently dead tuples: the current version of
@@ -55,14 +74,7 @@ pub fn block_current_keys(
     attno: i16,
     width: u32,
 ) -> PgResult<Vec<TupleKey>> {
-    let mut c = Collect {
-        width,
-        out: Vec::new(),
-    };
-    let cp = &mut c as *mut Collect as *mut c_void;
-    // SAFETY: as in block_keys.
-    guard(|| unsafe { sys::cpg_heap_block_current_keys(heap, blkno, attno, collect, cp) })?;
-    Ok(c.out)
+    read_keys(sys::cpg_heap_block_current_keys, heap, blkno, attno, width)
 }
 
 pub fn nblocks(heap: sys::Relation) -> PgResult<u32> {
