@@ -23,6 +23,21 @@ BINDIR=$("${PG_CONFIG:-pg_config}" --bindir)
 if [ "$(id -u)" -eq 0 ]; then AS_PG=(runuser -u postgres --); else AS_PG=(); fi
 pgctl() { "${AS_PG[@]}" env -u PGDATA -u RUST_BACKTRACE "$BINDIR/pg_ctl" -D "$DATA" "$@"; }
 q() { psql -X -q -v ON_ERROR_STOP=1 -At -d cpg_crash "$@"; }
+# Starts the server after a crash; fails if it does not come back or if
+# replay met an inconsistent page (wal_consistency_checking). $1 names the
+# crash in the messages.
+restart_after_crash() {
+    if ! pgctl -l "$LOG" -w -t 120 start >/dev/null; then
+        echo "crash-recovery: FAIL: server did not come back$1" >&2
+        tail -n 30 "$LOG" >&2
+        exit 1
+    fi
+    if grep -q "inconsistent page" "$LOG"; then
+        echo "crash-recovery: FAIL: WAL consistency check failed during replay$1" >&2
+        grep -B2 -A5 "inconsistent page" "$LOG" | head -40 >&2
+        exit 1
+    fi
+}
 
 echo "crash-recovery: loading" >&2
 psql -X -q -v ON_ERROR_STOP=1 -d postgres -c 'DROP DATABASE IF EXISTS cpg_crash' -c 'CREATE DATABASE cpg_crash'
@@ -51,16 +66,7 @@ expect_ph=$(q -c "SELECT count(*) FROM ph WHERE payload <> 'doomed'")
 echo "crash-recovery: immediate stop (crash) and restart" >&2
 pgctl -m immediate stop >/dev/null
 wait "$DOOMED" 2>/dev/null || true
-if ! pgctl -l "$LOG" -w -t 120 start >/dev/null; then
-    echo "crash-recovery: FAIL: server did not come back" >&2
-    tail -n 30 "$LOG" >&2
-    exit 1
-fi
-if grep -q "inconsistent page" "$LOG"; then
-    echo "crash-recovery: FAIL: WAL consistency check failed during replay" >&2
-    grep -B2 -A5 "inconsistent page" "$LOG" | head -40 >&2
-    exit 1
-fi
+restart_after_crash ""
 
 fail=0
 check() {
@@ -124,16 +130,7 @@ if wait "$REPACKER" 2>/dev/null; then
     echo "crash-recovery: FAIL: repack completed although the server was killed under it: $(cat "$REPACK_OUT")" >&2
     exit 1
 fi
-if ! pgctl -l "$LOG" -w -t 120 start >/dev/null; then
-    echo "crash-recovery: FAIL: server did not come back after the crash during repack" >&2
-    tail -n 30 "$LOG" >&2
-    exit 1
-fi
-if grep -q "inconsistent page" "$LOG"; then
-    echo "crash-recovery: FAIL: WAL consistency check failed during replay (repack)" >&2
-    grep -B2 -A5 "inconsistent page" "$LOG" | head -40 >&2
-    exit 1
-fi
+restart_after_crash " after the crash during repack"
 RK_SAME="SELECT count(*) || ' ' || sum(id) || ' ' || sum(length(payload)) = '$before_rk' FROM rk"
 RK_SCANS="SET enable_seqscan = off; CREATE TEMP TABLE c AS SELECT
             (SELECT count(*) FROM rk WHERE id BETWEEN 1000 AND 200000) AS clustered,
