@@ -63,11 +63,11 @@ pub fn live_needs_repack(zones: &[LiveZone], owners: &Owners) -> bool {
 }
 
 /// Indexes (in key order) of the segments whose map listings say they need
-/// repack: the candidates, before their blocks are read.
-pub fn segments_to_repack(segs: &[&Segment]) -> Vec<usize> {
-    let owners = Owners::of(segs);
+/// repack: the candidates, before their blocks are read. `owners` is
+/// [`Owners::of`] the same segments (the caller keeps it for the live check).
+pub fn segments_to_repack(segs: &[&Segment], owners: &Owners) -> Vec<usize> {
     (0..segs.len())
-        .filter(|&i| needs_repack(&segs[i].listings, &owners))
+        .filter(|&i| needs_repack(&segs[i].listings, owners))
         .collect()
 }
 
@@ -233,6 +233,10 @@ impl Filler {
 mod tests {
     use super::*;
 
+    fn candidates(segs: &[&Segment]) -> Vec<usize> {
+        segments_to_repack(segs, &Owners::of(segs))
+    }
+
     fn seg(lo: i64, zones: &[(i64, i64, u32)]) -> Segment {
         Segment {
             lo,
@@ -250,12 +254,12 @@ mod tests {
         let a = seg(i64::MIN, &[(1, 10, 0), (11, 20, 1)]);
         let b = seg(21, &[(21, 25, 1), (26, 40, 2)]);
         let c = seg(41, &[(41, 50, 2), (51, 60, 3)]);
-        assert!(segments_to_repack(&[&a, &b, &c]).is_empty());
+        assert!(candidates(&[&a, &b, &c]).is_empty());
         // A small segment whole inside one block with both neighbours.
         let a = seg(i64::MIN, &[(1, 10, 0)]);
         let b = seg(11, &[(11, 12, 0)]);
         let c = seg(13, &[(13, 20, 0), (21, 30, 1)]);
-        assert!(segments_to_repack(&[&a, &b, &c]).is_empty());
+        assert!(candidates(&[&a, &b, &c]).is_empty());
     }
 
     #[test]
@@ -266,7 +270,7 @@ mod tests {
         let c = seg(41, &[(41, 50, 4)]);
         // d shares block 0 with a, two segments away.
         let d = seg(61, &[(61, 70, 0), (71, 80, 5)]);
-        assert_eq!(segments_to_repack(&[&a, &b, &c, &d]), vec![0, 1, 3]);
+        assert_eq!(candidates(&[&a, &b, &c, &d]), vec![0, 1, 3]);
     }
 
     #[test]
@@ -276,7 +280,7 @@ mod tests {
         let a = seg(i64::MIN, &[(1, 50, 0), (2, 60, 1), (1, 25, 7), (26, 60, 8)]);
         let b = seg(61, &[(61, 90, 8), (61, 99, 9)]);
         let segs = [&a, &b];
-        assert_eq!(segments_to_repack(&segs), vec![0, 1]);
+        assert_eq!(candidates(&segs), vec![0, 1]);
         let owners = Owners::of(&segs);
         let r = |key, blkno| Row {
             key,
@@ -303,7 +307,7 @@ mod tests {
         let segs = [&a];
         let owners = Owners::of(&segs);
         assert_eq!(
-            segments_to_repack(&segs),
+            candidates(&segs),
             vec![0],
             "the saturated map zones look fragmented"
         );

@@ -191,7 +191,7 @@ fn repack(
     let (_meta, pages) = map::read_all(index)?;
     let segs: Vec<&Segment> = pages.iter().flat_map(|p| &p.segs).collect();
     let owners = Owners::of(&segs);
-    let mut due = segments_to_repack(&segs);
+    let mut due = segments_to_repack(&segs, &owners);
     if let Scope::Due { now } = scope {
         let interval = rel::index_options(index).auto_repack_interval;
         due.retain(|&i| unchanged_for(segs[i].updated_at, now, interval));
