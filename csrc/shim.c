@@ -168,6 +168,7 @@ CPG_SQL_FUNCTION(segment_map_locator)
 /* Wrappers of macros and static inlines whose bodies differ between majors. */
 extern Page cpg_buffer_page(Buffer buf);
 extern Oid	cpg_index_key_type(Relation index);
+extern bool cpg_rel_needs_wal(Relation rel);
 
 Page
 cpg_buffer_page(Buffer buf)
@@ -179,6 +180,13 @@ Oid
 cpg_index_key_type(Relation index)
 {
 	return TupleDescAttr(RelationGetDescr(index), 0)->atttypid;
+}
+
+/* RelationNeedsWAL(): whether GenericXLog advances the LSN of its pages. */
+bool
+cpg_rel_needs_wal(Relation rel)
+{
+	return RelationNeedsWAL(rel);
 }
 
 extern void cpg_warning(const char *message, const char *hint);

@@ -200,6 +200,14 @@ pub fn median_split(sorted_keys: &[i64], seg_lo: i64) -> Option<i64> {
 pub struct FreeSpaceMemo {
     /// Per relation: free bytes by block number, `UNKNOWN` where not seen.
     rels: std::collections::HashMap<u32, Vec<u16>>,
+    /// Per relation: its size in blocks as this transaction last saw it.
+    /// Only VACUUM shrinks a table, under a lock that conflicts with the one
+    /// an insert holds to transaction end, so within one transaction the
+    /// size only grows and a remembered one is a lower bound: a block at or
+    /// past it may exist (another backend extended the table) and is worth
+    /// one fresh look, a block below it certainly exists. Asking the kernel
+    /// instead costs a system call per inserted row.
+    sizes: std::collections::HashMap<u32, u32>,
 }
 
 impl FreeSpaceMemo {
@@ -229,9 +237,27 @@ impl FreeSpaceMemo {
     pub fn forget(&mut self, rel: u32) {
         if rel == 0 {
             self.rels.clear();
+            self.sizes.clear();
         } else {
             self.rels.remove(&rel);
+            self.sizes.remove(&rel);
         }
+    }
+
+    /// The size of `rel` remembered in this transaction.
+    pub fn size(&self, rel: u32) -> Option<u32> {
+        self.sizes.get(&rel).copied()
+    }
+
+    /// Remembers that `rel` has at least `nblocks` blocks.
+    pub fn note_size(&mut self, rel: u32, nblocks: u32) {
+        let s = self.sizes.entry(rel).or_insert(nblocks);
+        *s = (*s).max(nblocks);
+    }
+
+    /// Transaction end: the locks that kept the sizes valid are released.
+    pub fn end_transaction(&mut self) {
+        self.sizes.clear();
     }
 
     /// Whether placement may skip `blkno` without reading it: the free
@@ -252,6 +278,25 @@ impl FreeSpaceMemo {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn remembered_sizes_only_grow_and_end_with_the_transaction() {
+        let mut m = FreeSpaceMemo::default();
+        assert_eq!(m.size(7), None);
+        m.note_size(7, 10);
+        m.note_size(7, 4);
+        assert_eq!(m.size(7), Some(10));
+        m.note_size(7, 12);
+        assert_eq!(m.size(7), Some(12));
+        m.note_size(8, 1);
+        m.forget(8);
+        assert_eq!((m.size(7), m.size(8)), (Some(12), None));
+        m.end_transaction();
+        assert_eq!(m.size(7), None);
+        m.note_size(7, 3);
+        m.forget(0);
+        assert_eq!(m.size(7), None);
+    }
 
     #[test]
     fn keys_are_counted_only_near_capacity() {

@@ -918,22 +918,41 @@ type RawLoc = (usize, usize, usize, usize, SegHeader);
 
 fn raw_find_segment(buf: &[u8], key: i64) -> Result<RawLoc, LayoutError> {
     let (used, nsegs) = raw_header(buf)?;
+    // The walk reads only the two fields it needs per header (this runs for
+    // every inserted row, and pages hold hundreds of segments); the owner's
+    // full header is decoded once at the end.
     let mut off = SegPageHeader::SIZE;
-    let mut found = (off, 0, raw_segment(buf, off, used)?);
+    let mut found = (off, 0usize);
+    let mut prev_lo = i64::MIN;
     for i in 0..nsegs {
-        let h = raw_segment(buf, off, used)?;
+        let (lo, nlist) = raw_lo_nlist(buf, off, used)?;
         if i > 0 {
-            if h.lo <= found.2.lo {
+            if lo <= prev_lo {
                 return Err(LayoutError::Corrupt("segments not sorted by key"));
             }
-            if h.lo > key {
+            if lo > key {
                 break;
             }
-            found = (off, i, h);
+            found = (off, i);
         }
-        off += SegHeader::SIZE + h.nlist as usize * Listing::SIZE;
+        prev_lo = lo;
+        off += SegHeader::SIZE + nlist * Listing::SIZE;
     }
-    Ok((used, nsegs, found.0, found.1, found.2))
+    let h = raw_segment(buf, found.0, used)?;
+    Ok((used, nsegs, found.0, found.1, h))
+}
+
+/// `lo` and the listing count of the segment header at `off`, checked like
+/// [`raw_segment`].
+fn raw_lo_nlist(buf: &[u8], off: usize, used: usize) -> Result<(i64, usize), LayoutError> {
+    if off + SegHeader::SIZE > used {
+        return Err(LayoutError::Corrupt("segment header truncated"));
+    }
+    let nlist = get_u32(buf, off + offset_of!(SegHeader, nlist)) as usize;
+    if nlist > (used - off - SegHeader::SIZE) / Listing::SIZE {
+        return Err(LayoutError::Corrupt("segment listings truncated"));
+    }
+    Ok((get_i64(buf, off + offset_of!(SegHeader, lo)), nlist))
 }
 
 fn raw_listing_key(buf: &[u8], at: usize) -> (i64, u32) {
@@ -970,6 +989,47 @@ pub fn segment_in_place(buf: &[u8], key: i64) -> Result<(Segment, Option<i64>), 
         },
         hi,
     ))
+}
+
+/// [`segment_in_place`], also returning the byte offset of the segment's
+/// header on the page (a hint for [`covered_at`] while the page is
+/// unchanged).
+pub fn segment_in_place_at(
+    buf: &[u8],
+    key: i64,
+) -> Result<(Segment, Option<i64>, usize), LayoutError> {
+    let (_, _, off, _, _) = raw_find_segment(buf, key)?;
+    let (seg, hi) = segment_in_place(buf, key)?;
+    Ok((seg, hi, off))
+}
+
+/// [`covered_in_place`] for the segment whose header is at `off`, found by
+/// an earlier walk of the same page while it had the same LSN (so the same
+/// bytes). Checked anyway: `off` must lie on the page and its segment's
+/// range must hold `key`; None when not (the caller walks the page).
+pub fn covered_at(
+    buf: &[u8],
+    off: usize,
+    key: i64,
+    blkno: u32,
+) -> Result<Option<(i64, i64, bool)>, LayoutError> {
+    let (used, _) = raw_header(buf)?;
+    if off < SegPageHeader::SIZE || off >= used {
+        return Ok(None);
+    }
+    let h = raw_segment(buf, off, used)?;
+    let next = off + SegHeader::SIZE + h.nlist as usize * Listing::SIZE;
+    let owns = h.lo <= key && (next >= used || raw_lo_nlist(buf, next, used)?.0 > key);
+    if !owns {
+        return Ok(None);
+    }
+    let lst = off + SegHeader::SIZE;
+    let covered = (0..h.nlist as usize).any(|i| {
+        let at = lst + i * Listing::SIZE;
+        get_u32(buf, at + offset_of!(Listing, blkno)) == blkno
+            && Listing::read(&buf[at..]).contains(key)
+    });
+    Ok(Some((h.segment_id, h.row_count, covered)))
 }
 
 /// Row count of the segment owning `key`, read from the encoded page.
@@ -1643,6 +1703,29 @@ mod tests {
 #[cfg(test)]
 mod in_place_segment_tests {
     use super::*;
+
+    #[test]
+    fn covered_at_agrees_with_the_walk_and_refuses_other_offsets() {
+        let pairs: Vec<(i64, u32)> = (0..5000i64).map(|k| (k * 3, (k / 40) as u32)).collect();
+        let (pages, _dir) = build_pages(pairs, 256, 0.9).unwrap();
+        let mut buf = vec![0u8; CONTENT_SIZE];
+        pages[0].encode_into(&mut buf).unwrap();
+        for key in [0i64, 1, 767, 768, 3000] {
+            let (seg, _hi, off) = segment_in_place_at(&buf, key).unwrap();
+            for blk in [0u32, 1, 7, 99] {
+                assert_eq!(
+                    covered_at(&buf, off, key, blk).unwrap(),
+                    Some(covered_in_place(&buf, key, blk).unwrap()),
+                    "key {key} block {blk}"
+                );
+            }
+            assert_eq!(covered_at(&buf, off, key, 0).unwrap().unwrap().0, seg.id);
+            // A key of another segment, or an offset that is no header.
+            assert_eq!(covered_at(&buf, off, key + 100_000, 0).unwrap(), None);
+            assert_eq!(covered_at(&buf, 0, key, 0).unwrap(), None);
+            assert_eq!(covered_at(&buf, CONTENT_SIZE, key, 0).unwrap(), None);
+        }
+    }
 
     #[test]
     fn segment_in_place_matches_the_decoded_page() {

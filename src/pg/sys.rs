@@ -29,6 +29,9 @@ extern "C" {
     pub fn cpg_buffer_page(buf: Buffer) -> Page;
     /// Type of the first key column of an index (TupleDescAttr is inline).
     pub fn cpg_index_key_type(index: Relation) -> Oid;
+    /// RelationNeedsWAL() (a macro): only then do page LSNs advance with
+    /// every GenericXLog change.
+    pub fn cpg_rel_needs_wal(rel: Relation) -> bool;
     /// A new zeroed block at the end of an index, exclusively locked.
     pub fn cpg_extend_index(index: Relation) -> Buffer;
     /// table_index_build_scan() (a static inline) with progress reporting.

@@ -22,8 +22,8 @@ use crate::core::ordered::Zone;
 use crate::core::pending::{group_by_page, PendingRows};
 use crate::core::recount::split_counts;
 use crate::core::segmap::{
-    add_rows_in_place, covered_in_place, find_page, pick_split_key, record_rows_in_place,
-    segment_in_place, Recorded,
+    add_rows_in_place, covered_at, covered_in_place, find_page, pick_split_key,
+    record_rows_in_place, segment_in_place_at, Recorded,
 };
 use crate::pg::buffer::{Lock, LockedBuffer, XLogRecord};
 use crate::pg::error::{codes, guard, PgError, PgResult};
@@ -170,6 +170,9 @@ pub struct SegLoc {
     pub buf: LockedBuffer,
     pub lo: i64,
     pub hi: Option<i64>,
+    /// The metapage said the map overflowed (seen only by callers that
+    /// descend an overflowed map).
+    pub overflowed: bool,
 }
 
 /// What [`locate`] found.
@@ -224,6 +227,7 @@ pub fn locate_with(
         buf,
         lo: leaf.lo,
         hi: leaf.hi,
+        overflowed: hit.flags & META_FLAG_OVERFLOW != 0,
     }))
 }
 
@@ -719,19 +723,25 @@ fn record_rows(index: sys::Relation, key: i64, blkno: u32, added: i64) -> PgResu
     // Fast path: metapage shared, segment page exclusive, the listing
     // updated in place on the WAL image (no decode of the whole page).
     {
-        let seg_buf = match locate(index, key, Lock::Exclusive)? {
-            Located::Seg(loc) => loc.buf,
-            Located::Overflow => return Ok(()),
-            Located::Empty => {
-                return Err(corrupt(
-                    index,
-                    "metapage",
-                    LayoutError::Corrupt("empty directory"),
-                ))
+        let (seg_buf, (seg_id, rows, covered)) = match hinted(index, key, blkno)? {
+            Some(found) => found,
+            None => {
+                let seg_buf = match locate(index, key, Lock::Exclusive)? {
+                    Located::Seg(loc) => loc.buf,
+                    Located::Overflow => return Ok(()),
+                    Located::Empty => {
+                        return Err(corrupt(
+                            index,
+                            "metapage",
+                            LayoutError::Corrupt("empty directory"),
+                        ))
+                    }
+                };
+                let found = covered_in_place(content(seg_buf.page()), key, blkno)
+                    .map_err(|e| corrupt(index, "segment page", e))?;
+                (seg_buf, found)
             }
         };
-        let (seg_id, rows, covered) = covered_in_place(content(seg_buf.page()), key, blkno)
-            .map_err(|e| corrupt(index, "segment page", e))?;
         let rows = rows.saturating_add(pending_rows(index, seg_id));
         if rows < threshold || added == 0 {
             if covered && added == 0 {
@@ -1071,9 +1081,83 @@ pub fn segment_of(index: sys::Relation, key: i64) -> PgResult<(Segment, Option<i
             LayoutError::Corrupt("empty directory"),
         ));
     };
-    let (s, hi) = segment_in_place(content(loc.buf.page()), key)
+    let (s, hi, off) = segment_in_place_at(content(loc.buf.page()), key)
         .map_err(|e| corrupt(index, "segment page", e))?;
+    if loc.overflowed {
+        forget_location();
+    } else {
+        remember_location(index, &loc.buf, off);
+    }
     Ok((s, hi.or(loc.hi)))
+}
+
+/// Where placement last found a segment: the insert that follows records
+/// its row in the same segment, and while that page keeps its LSN (no
+/// change since) it can go straight to it, without the metapage and
+/// directory descent or a walk of the page.
+#[derive(Clone, Copy)]
+struct LocationHint {
+    index: sys::Oid,
+    blkno: u32,
+    lsn: u64,
+    off: usize,
+}
+
+thread_local! {
+    static HINT: std::cell::Cell<Option<LocationHint>> = const { std::cell::Cell::new(None) };
+}
+
+/// The page's LSN (pd_lsn: two native u32 halves at the page start).
+fn page_lsn(page: &[u8]) -> u64 {
+    let half = |i: usize| u32::from_ne_bytes(page[i..i + 4].try_into().unwrap_or([0; 4]));
+    (u64::from(half(0)) << 32) | u64::from(half(4))
+}
+
+fn remember_location(index: sys::Relation, buf: &LockedBuffer, off: usize) {
+    // Without WAL, GenericXLog leaves the LSN alone: a change is invisible.
+    // SAFETY: index is open.
+    let logged = guard(|| unsafe { sys::cpg_rel_needs_wal(index) }).unwrap_or(false);
+    let hint = logged.then(|| LocationHint {
+        index: rel::relid(index),
+        blkno: buf.blkno(),
+        lsn: page_lsn(buf.page()),
+        off,
+    });
+    HINT.with(|h| h.set(hint));
+}
+
+/// Relcache invalidation (REINDEX, TRUNCATE give the index new pages) and
+/// transaction end: the hint is dropped.
+pub fn forget_location() {
+    HINT.with(|h| h.set(None));
+}
+
+/// The segment owning a key: its id, its row count, and whether a given
+/// block's zone covers the key.
+type Coverage = (i64, i64, bool);
+
+/// The segment page the hint names, locked exclusively, with the
+/// [`Coverage`] of `key` and `blkno` on it, when the page is unchanged since
+/// placement read it.
+fn hinted(
+    index: sys::Relation,
+    key: i64,
+    blkno: u32,
+) -> PgResult<Option<(LockedBuffer, Coverage)>> {
+    let Some(h) = HINT.with(|h| h.get()) else {
+        return Ok(None);
+    };
+    if h.index != rel::relid(index) {
+        return Ok(None);
+    }
+    let buf = LockedBuffer::read(index, h.blkno, Lock::Exclusive)?;
+    if page_lsn(buf.page()) != h.lsn {
+        return Ok(None);
+    }
+    check_seg_kind(index, buf.page())?;
+    let found = covered_at(content(buf.page()), h.off, key, blkno)
+        .map_err(|e| corrupt(index, "segment page", e))?;
+    Ok(found.map(|f| (buf, f)))
 }
 
 /// Splits the segment owning `key` at the median of the keys its blocks

@@ -32,13 +32,40 @@ thread_local! {
 pub extern "C" fn rs_placement_forget(relid: sys::Oid) {
     entry(std::ptr::null_mut(), (), || {
         FREE_MEMO.with(|m| m.borrow_mut().forget(relid));
+        map::forget_location();
         Ok(())
     })
 }
 
+/// Transaction end (commit or abort): remembered table sizes are valid only
+/// while this transaction's locks are held.
+#[no_mangle]
+pub extern "C" fn rs_placement_xact_end() {
+    entry(std::ptr::null_mut(), (), || {
+        FREE_MEMO.with(|m| m.borrow_mut().end_transaction());
+        map::forget_location();
+        Ok(())
+    })
+}
+
+/// The table's size in blocks: remembered in this transaction (a lower
+/// bound, see FreeSpaceMemo), or read from the kernel when `at_least` is
+/// past it.
+fn table_blocks(heap: sys::Relation, at_least: u32) -> PgResult<u32> {
+    let relid = rel::relid(heap);
+    if let Some(n) = FREE_MEMO.with(|m| m.borrow().size(relid)) {
+        if at_least < n {
+            return Ok(n);
+        }
+    }
+    let n = crate::pg::heap::nblocks(heap)?;
+    FREE_MEMO.with(|m| m.borrow_mut().note_size(relid, n));
+    Ok(n)
+}
+
 /// The placement decision for `key` in segment `seg`, with the free space
-/// of its blocks read from the heap (blocks past `nblocks`, which VACUUM
-/// may have truncated while the map still lists them, have no room).
+/// of its blocks read from the heap (blocks past the table's end, which
+/// VACUUM may have truncated while the map still lists them, have no room).
 #[allow(clippy::too_many_arguments)]
 fn decide(
     heap: sys::Relation,
@@ -48,7 +75,6 @@ fn decide(
     key: i64,
     tuple_len: usize,
     opts: &IndexOptions,
-    nblocks: u32,
     capacity: i64,
 ) -> PgResult<Decision> {
     let listed: Vec<Listed> = seg
@@ -75,8 +101,13 @@ fn decide(
         rows = rows.max(segment_keys(heap, index, seg, hi)?.len() as i64);
     }
     let decision = place_capped(key, &listed, rows, floor, capacity, |b, fill| {
-        if b >= nblocks {
-            return false;
+        match table_blocks(heap, b) {
+            Ok(n) if b < n => {}
+            Ok(_) => return false,
+            Err(e) => {
+                failed.get_or_insert(e);
+                return false;
+            }
         }
         if FREE_MEMO.with(|m| m.borrow().known_full(relid, b, tuple_len, fill, ff)) {
             return false;
@@ -151,16 +182,13 @@ fn choose(heap: sys::Relation, slot: *mut sys::TupleTableSlot) -> PgResult<u32> 
     // TOAST keeps stored tuples near 2 kB at most.
     let len = len.min(2032);
     let opts = rel::index_options(ix);
-    // Blocks past the end (VACUUM may truncate empty tail pages the map
-    // still lists) have no room.
-    let nblocks = crate::pg::heap::nblocks(heap)?;
     // A segment holds at most split_threshold rows: at capacity it splits
     // (exactly, at the median of the keys its blocks hold) before taking
     // another. One that cannot split (a single key value) fills as usual.
     let mut capacity = i64::from(opts.split_threshold);
     for _ in 0..4 {
         let (seg, hi) = map::segment_of(ix, key)?;
-        let decision = decide(heap, ix, &seg, hi, key, len, &opts, nblocks, capacity)?;
+        let decision = decide(heap, ix, &seg, hi, key, len, &opts, capacity)?;
         match decision {
             Decision::Block(b) => return Ok(b),
             Decision::Fresh => break,
@@ -176,7 +204,10 @@ fn choose(heap: sys::Relation, slot: *mut sys::TupleTableSlot) -> PgResult<u32> 
     }
     bump(Counter::split);
     // SAFETY: heap is open; returns an empty page (reused or appended).
-    guard(|| unsafe { sys::cpg_heap_fresh_block(heap) })
+    let b = guard(|| unsafe { sys::cpg_heap_fresh_block(heap) })?;
+    let relid = rel::relid(heap);
+    FREE_MEMO.with(|m| m.borrow_mut().note_size(relid, b.saturating_add(1)));
+    Ok(b)
 }
 
 #[no_mangle]
@@ -252,7 +283,7 @@ pub fn predicted_major(heap: sys::Relation, index: sys::Relation, key: i64) -> P
     let (seg, hi) = map::segment_of(index, key)?;
     // Without the tuple, size it like the tuples of the segment's first
     // block: used bytes over tuples there.
-    let nblocks = crate::pg::heap::nblocks(heap)?;
+    let nblocks = table_blocks(heap, u32::MAX)?;
     let len = match seg.listings.first().filter(|l| l.blkno < nblocks) {
         Some(l) => {
             let b = l.blkno;
@@ -268,7 +299,7 @@ pub fn predicted_major(heap: sys::Relation, index: sys::Relation, key: i64) -> P
         None => 64,
     };
     let capacity = i64::from(opts.split_threshold);
-    let decision = decide(heap, index, &seg, hi, key, len, &opts, nblocks, capacity)?;
+    let decision = decide(heap, index, &seg, hi, key, len, &opts, capacity)?;
     if decision != Decision::Split {
         return Ok(seg.id);
     }
