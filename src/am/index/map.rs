@@ -22,7 +22,7 @@ use crate::core::ordered::Zone;
 use crate::core::pending::{group_by_page, PendingRows};
 use crate::core::recount::split_counts;
 use crate::core::segmap::{
-    add_rows_in_place, covered_at, covered_in_place, find_page, pick_split_key,
+    add_rows_sorted_in_place, covered_at, covered_in_place, find_page, pick_split_key,
     record_rows_in_place, segment_in_place_at, Recorded,
 };
 use crate::pg::buffer::{Lock, LockedBuffer, XLogRecord};
@@ -804,10 +804,9 @@ pub fn flush_pending() -> PgResult<()> {
             let seg_buf = read_seg_buf(index, leaves[i].blkno, Lock::Exclusive)?;
             let mut x = XLogRecord::start(index)?;
             let img = x.register(&seg_buf, false)?;
-            for (key, rows) in entries {
-                add_rows_in_place(content_mut(img), key, rows, now)
-                    .map_err(|e| corrupt(index, "segment page", e))?;
-            }
+            let mut entries = entries;
+            add_rows_sorted_in_place(content_mut(img), &mut entries, now)
+                .map_err(|e| corrupt(index, "segment page", e))?;
             x.finish()?;
         }
         drop(meta_buf);
