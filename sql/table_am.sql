@@ -183,6 +183,28 @@ SELECT count(*) AS new_range_rows FROM ret WHERE id BETWEEN 20001 AND 28000;
 RESET enable_seqscan;
 DROP TABLE ret;
 
+-- Unlogged and temporary tables: their map pages are not WAL-logged, so
+-- page LSNs do not move and the insert path cannot use them to know a
+-- segment page is unchanged; placement and recording still agree.
+CREATE UNLOGGED TABLE ul_ev (id bigint NOT NULL, v text) USING clustered_heap;
+CREATE INDEX ul_ev_ck ON ul_ev USING clustered_pk_index (id);
+CREATE TEMP TABLE tmp_ev (id bigint NOT NULL, v text) USING clustered_heap;
+CREATE INDEX tmp_ev_ck ON tmp_ev USING clustered_pk_index (id);
+CREATE TEMP TABLE ul_ids AS SELECT id FROM keys ORDER BY r LIMIT 6000;
+INSERT INTO ul_ev SELECT id, repeat('u', 100) FROM ul_ids ORDER BY md5(id::text);
+INSERT INTO tmp_ev SELECT id, repeat('t', 100) FROM ul_ids ORDER BY md5(id::text || 't');
+SELECT (SELECT count(*) FROM clustered_pg.verify('ul_ev')) AS ul_violations,
+       (SELECT count(*) FROM clustered_pg.verify('tmp_ev')) AS tmp_violations,
+       (SELECT segment_count > 10 FROM clustered_pg.segment_map_stats('ul_ev')) AS ul_split,
+       (SELECT segment_count > 10 FROM clustered_pg.segment_map_stats('tmp_ev')) AS tmp_split;
+SET enable_seqscan = off;
+SELECT (SELECT count(*) FROM ul_ev WHERE id BETWEEN 1000 AND 9000)
+     = (SELECT count(*) FROM ul_ids WHERE id BETWEEN 1000 AND 9000) AS ul_range_exact,
+       (SELECT count(*) FROM tmp_ev WHERE id BETWEEN 1000 AND 9000)
+     = (SELECT count(*) FROM ul_ids WHERE id BETWEEN 1000 AND 9000) AS tmp_range_exact;
+RESET enable_seqscan;
+DROP TABLE ul_ev, tmp_ev, ul_ids;
+
 DROP TABLE plainish, ev, ev_heap, nn, vac;
 DROP FUNCTION clustered_pg_explain_json(text);
 DROP EXTENSION clustered_pg;

@@ -903,6 +903,29 @@ def index_detail(res):
     return "\n".join(md)
 
 
+# Variants whose loads run the same code on the same data (they differ only
+# in what happens after the load): their load rates are repeated samples.
+SAME_LOAD = ("clustered", "clustered_repack", "clustered_auto")
+
+
+def load_spread(res):
+    """How far apart the load ratios of the SAME_LOAD variants are in this
+    run: on a shared 2-core machine a difference smaller than this is noise."""
+    base = res["variants"].get(BASELINE, {}).get("load", {})
+    parts = []
+    for phase, label in (("single", "single-row"), ("batch", "batch")):
+        b = base.get(phase)
+        rs = [res["variants"][v]["load"][phase]["rows_per_s"] / b["rows_per_s"]
+              for v in SAME_LOAD
+              if b and res["variants"].get(v, {}).get("load", {}).get(phase)]
+        if len(rs) >= 2:
+            parts.append(f"{label} {min(rs):.2f}–{max(rs):.2f}×")
+    if not parts:
+        return ""
+    return (f"- Spread: {', '.join(SAME_LOAD)} load through the same code, yet their load ratios to heap_btree "
+            f"in this run span {'; '.join(parts)}; differences smaller than that are noise of the machine.")
+
+
 def findings(res, rpp):
     """Generated, from the numbers: where the clustered_pg variants are
     behind heap_btree or behind the DESIGN.md §5 targets."""
@@ -981,6 +1004,9 @@ def findings(res, rpp):
             out += [f"  - {i}" for i in items]
         else:
             out.append(f"- **{v}**: not behind heap_btree nor the §5 targets on any measured number.")
+    spread = load_spread(res)
+    if spread:
+        out.append(spread)
     for v in ALL_VARIANTS:
         if v not in CPG_VARIANTS and v in res["variants"] and "error" in res["variants"][v]:
             e = res["variants"][v]["error"]
