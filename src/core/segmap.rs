@@ -1754,7 +1754,14 @@ mod in_place_segment_tests {
         pages[0].encode_into(&mut one).unwrap();
         let mut each = one.clone();
         // Unsorted, repeated segments, a key below the first segment.
-        let mut entries = vec![(3000i64, 2i64), (0, 1), (-50, 4), (767, 1), (768, 3), (3001, 5)];
+        let mut entries = vec![
+            (3000i64, 2i64),
+            (0, 1),
+            (-50, 4),
+            (767, 1),
+            (768, 3),
+            (3001, 5),
+        ];
         for &(k, r) in &entries {
             add_rows_in_place(&mut each, k, r, 77).unwrap();
         }
