@@ -47,6 +47,7 @@ PHASE_TITLE = {"after_load": "After load (VACUUM ANALYZE)",
 SINGLE_PER_SCRIPT = 10   # single-row INSERT statements per pgbench script run
 BATCH = 1000             # rows per batch INSERT
 CHURN_CHUNK = 1000       # churn operations per transaction
+AB_ROUNDS = 10           # rounds of the interleaved load
 
 # Server settings recorded in results.json.
 SETTING_NAMES = ["shared_buffers", "work_mem", "maintenance_work_mem", "effective_cache_size",
@@ -103,7 +104,7 @@ class Progress:
     churn, ...); once one step of a kind is done its duration (scaled per
     unit) is used for the rest of that kind, before that a prior relative to
     the load."""
-    PRIOR = {"load": 1.0, "prepare": 0.15, "measure": 0.5, "churn": 0.3, "maint": 0.2}
+    PRIOR = {"load": 1.0, "prepare": 0.15, "measure": 0.5, "churn": 0.3, "maint": 0.2, "ab": 0.8}
 
     def __init__(self):
         self.todo = []      # (kind, label)
@@ -365,6 +366,92 @@ def load_batches(v, half, n):
         raise SqlError("batch load of " + t, out)
     return {"rows": n - half, "seconds": round(secs, 3), "rows_per_s": round((n - half) / secs, 1),
             "batch_rows": BATCH}
+
+
+# The interleaved load: heap_btree and clustered take turns on the same
+# key ranges, so whatever else the machine does hits both alike.
+AB_PAIR = ("heap_btree", "clustered")
+
+
+def ab_single(t, lo, hi, workdir):
+    """Seconds for single-row INSERTs of staging rows lo..hi into t from 2
+    pgbench clients (each key exactly once, as in load_single)."""
+    seqname = f"bench.{t}_abseq"
+    psql(f"DROP SEQUENCE IF EXISTS {seqname}; CREATE SEQUENCE {seqname} START {lo};")
+    stmt = (f"INSERT INTO bench.{t} (id, ts, payload) SELECT id, ts, payload FROM bench.staging "
+            f"WHERE seq = (SELECT nextval('{seqname}')) AND seq <= {hi};\n")
+    script = os.path.join(workdir, f"ab_{t}.sql")
+    with open(script, "w") as f:
+        f.write(stmt * SINGLE_PER_SCRIPT)
+    per_client = math.ceil((hi - lo + 1) / (2 * SINGLE_PER_SCRIPT))
+    t0 = time.time()
+    rc, out = run_streaming(["pgbench", "-n", "-M", "prepared", "-c", "2", "-j", "2",
+                             "-t", str(per_client), "-f", script], lambda line: None)
+    secs = time.time() - t0
+    if rc != 0:
+        raise SqlError("pgbench -f " + script + "\n" + stmt, out)
+    return secs
+
+
+def ab_batches(t, lo, hi):
+    """Seconds for BATCH-row INSERT ... SELECT statements of staging rows
+    lo..hi into t, one transaction each, from one session."""
+    lines = [f"INSERT INTO bench.{t} (id, ts, payload) SELECT id, ts, payload FROM bench.staging "
+             f"WHERE seq BETWEEN {a} AND {min(hi, a + BATCH - 1)} ORDER BY seq;\n"
+             for a in range(lo, hi + 1, BATCH)]
+    t0 = time.time()
+    rc, out = run_streaming(["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-f", "-"], lambda line: None,
+                            stdin_text="".join(lines))
+    secs = time.time() - t0
+    if rc != 0:
+        raise SqlError("batch load of " + t, out)
+    return secs
+
+
+def interleaved_load(total, rounds, workdir):
+    """Loads `total` staging rows into a fresh table of each AB_PAIR variant,
+    in `rounds` rounds: each round's rows go first by single-row INSERTs
+    (half), then by batches (half), the two tables taking turns (which one
+    goes first alternates). The ratios of summed times are the throughput
+    ratios; the per-round ratios show how much the machine moved them."""
+    tables = {v: "ab_" + v for v in AB_PAIR}
+    for v, t in tables.items():
+        psql(f"DROP TABLE IF EXISTS bench.{t};\n" + "\n".join(
+            d.replace(f"bench.{v} ", f"bench.{t} ").replace(f"{v}_pkey", f"{t}_pkey").replace(f"{v}_ck", f"{t}_ck")
+            for d in variant_ddl(v)) + "\n")
+    per_round = total // rounds
+    secs = {v: {"single": [], "batch": []} for v in AB_PAIR}
+    rows = {"single": 0, "batch": 0}
+    for r in range(rounds):
+        lo = r * per_round + 1
+        mid = lo + per_round // 2
+        hi = lo + per_round - 1
+        order = AB_PAIR if r % 2 == 0 else AB_PAIR[::-1]
+        for v in order:
+            secs[v]["single"].append(ab_single(tables[v], lo, mid - 1, workdir))
+        for v in order:
+            secs[v]["batch"].append(ab_batches(tables[v], mid, hi))
+        rows["single"] += mid - lo
+        rows["batch"] += hi - mid + 1
+        log("   interleaved load: round %d / %d (%s)" % (r + 1, rounds, PROGRESS.eta_str()))
+    out = {"rows_per_table": rounds * per_round, "rounds": rounds, "pair": list(AB_PAIR), "phases": {}}
+    for v, t in tables.items():
+        got = int(psql_val(f"SELECT count(*) FROM bench.{t};"))
+        if got != rounds * per_round:
+            raise SqlError("count after interleaved load", f"{t}: expected {rounds * per_round} rows, found {got}")
+    base, other = AB_PAIR
+    for ph in ("single", "batch"):
+        per_round_ratio = [b / o for b, o in zip(secs[base][ph], secs[other][ph]) if o > 0]
+        out["phases"][ph] = {
+            "rows": rows[ph],
+            "rows_per_s": {v: round(rows[ph] / sum(secs[v][ph]), 1) for v in AB_PAIR},
+            "seconds": {v: [round(x, 3) for x in secs[v][ph]] for v in AB_PAIR},
+            "ratio": round(sum(secs[base][ph]) / sum(secs[other][ph]), 3),
+            "round_ratio_min": round(min(per_round_ratio), 3),
+            "round_ratio_max": round(max(per_round_ratio), 3),
+        }
+    psql("".join(f"DROP TABLE bench.{t};\n" for t in tables.values()))
+    return out
 
 
 def verify_keys(v, n, extra=None):
@@ -656,7 +743,7 @@ def cmd_measure():
         "errors": [],
     }
 
-    steps = [("prepare", "staging data")]
+    steps = [("prepare", "staging data"), ("ab", "interleaved load")]
     for v in variants:
         steps += [("load", f"{v}: load")]
         if v in ("heap_cluster", "clustered_repack", "clustered_auto"):
@@ -668,6 +755,16 @@ def cmd_measure():
     PROGRESS.start("prepare", "staging data")
     half = create_staging(n, order, seed)
     PROGRESS.done()
+    ab_n = min(n, env_int("BENCH_AB_N", 400000))
+    if ab_n >= 2 * AB_ROUNDS * BATCH and all(v in available for v in AB_PAIR):
+        PROGRESS.start("ab", "interleaved load")
+        try:
+            res["interleaved_load"] = interleaved_load(ab_n, AB_ROUNDS, workdir)
+        except (SqlError, subprocess.SubprocessError) as e:
+            msg = getattr(e, "stderr", str(e))
+            log("ERROR in the interleaved load: %s" % msg)
+            res["errors"].append({"variant": "interleaved", "step": "interleaved load", "error": msg, "sql": ""})
+        PROGRESS.done()
     nnew = n // 20
 
     def save():
@@ -908,6 +1005,26 @@ def index_detail(res):
 SAME_LOAD = ("clustered", "clustered_repack", "clustered_auto")
 
 
+def interleaved_md(res):
+    """The interleaved load as a table (empty when it did not run)."""
+    il = res.get("interleaved_load")
+    if not il:
+        return ""
+    base, other = il["pair"]
+    rows = [f"| phase | {base} rows/s | {other} rows/s | {other} ÷ {base} | per round |",
+            "|---|---:|---:|---:|---|"]
+    for ph, label in (("single", "single-row INSERTs (2 clients)"), ("batch", f"{BATCH}-row INSERT … SELECT")):
+        p = il["phases"][ph]
+        rows.append(f"| {label} | {p['rows_per_s'][base]:,.0f} | {p['rows_per_s'][other]:,.0f} | "
+                    f"{p['ratio']:.2f}× | {p['round_ratio_min']:.2f}–{p['round_ratio_max']:.2f}× |")
+    return (f"### Interleaved load\n\n"
+            f"Insert throughput side by side: {il['rows_per_table']:,} rows of the same staging data into a fresh "
+            f"`{base}` and a fresh `{other}` table, in {il['rounds']} rounds; in each round half the round's rows go "
+            f"in by single-row INSERTs, the other half by batches, and the two tables take turns (which goes first "
+            f"alternates), so load on the machine hits both alike. Ratios are of summed times; the last column is "
+            f"the range of the per-round ratios.\n\n" + "\n".join(rows) + "\n\n")
+
+
 def load_spread(res):
     """How far apart the load ratios of the SAME_LOAD variants are in this
     run: on a shared 2-core machine a difference smaller than this is noise."""
@@ -1004,6 +1121,14 @@ def findings(res, rpp):
             out += [f"  - {i}" for i in items]
         else:
             out.append(f"- **{v}**: not behind heap_btree nor the §5 targets on any measured number.")
+    il = res.get("interleaved_load")
+    if il:
+        for ph, label, target in (("single", "single-row", 0.8), ("batch", "batch", 1.0)):
+            p = il["phases"][ph]
+            if p["ratio"] < target:
+                out.append(f"- Interleaved load: {il['pair'][1]} {label} insert throughput is {p['ratio']:.2f}× "
+                           f"{il['pair'][0]} (per round {p['round_ratio_min']:.2f}–{p['round_ratio_max']:.2f}×; "
+                           f"target ≥ {target}×)")
     spread = load_spread(res)
     if spread:
         out.append(spread)
@@ -1134,7 +1259,7 @@ def cmd_report():
         errors = "\n## Errors\n\n" + "\n".join(
             f"- {e['variant']} during {e['step']}: `{short_error(e['error'])[:600]}`" for e in res["errors"]) + "\n"
     md = (f"# clustered_pg benchmark results\n\n{machine_md(res)}\n\n{ideal_note}\n\n{legend}\n\n{tables}\n"
-          f"### Indexes\n\n{index_detail(res)}\n{errors}")
+          f"{interleaved_md(res)}### Indexes\n\n{index_detail(res)}\n{errors}")
     lookup = lookup_section(outdir)
     if lookup:
         md += "\n" + lookup
@@ -1191,6 +1316,7 @@ BENCH_PG=15 BENCH_ORDER=ascending make bench
 | `BENCH_CK_WITH` | – | options of every `clustered_pk_index`, e.g. `split_threshold=8192` (default: the index defaults) |
 | `BENCH_DOCS` | 1 | 0: do not rewrite this page and `docs/bench/*.png` |
 | `BENCH_LOOKUP_N` | 1000000 | rows of the key-order lookup check (`regress/bench/lookup_check.sh`); 0 skips it |
+| `BENCH_AB_N` | 400000 | rows per table of the interleaved load (heap_btree and clustered taking turns); 0 skips it |
 
 Outputs in `BENCH_OUT`: `results.json` (everything, including every sample),
 `results.md` (the tables below), `buffers_by_width.png`, `load_throughput.png`,
@@ -1260,7 +1386,7 @@ ANALYZE is explicit):
 {legend}
 
 {tables}
-### Indexes
+{interleaved_md(res)}### Indexes
 
 {index_detail(res)}
 
