@@ -22,8 +22,8 @@ use crate::core::ordered::Zone;
 use crate::core::pending::{group_by_page, PendingRows};
 use crate::core::recount::split_counts;
 use crate::core::segmap::{
-    add_rows_sorted_in_place, covered_at, covered_in_place, find_page, pick_split_key,
-    record_rows_in_place, segment_in_place_at, Recorded,
+    add_rows_in_place, add_rows_sorted_in_place, covered_at, covered_in_place, find_page,
+    pick_split_key, record_rows_in_place, segment_in_place_at, Recorded,
 };
 use crate::pg::buffer::{Lock, LockedBuffer, XLogRecord};
 use crate::pg::error::{codes, guard, PgError, PgResult};
@@ -694,6 +694,10 @@ thread_local! {
     /// covered them, not yet added to their segments' row counts.
     static PENDING: std::cell::RefCell<PendingRows> =
         std::cell::RefCell::new(PendingRows::default());
+    /// Indexes in which this transaction counted a covered row at once
+    /// (its first); later ones wait for commit.
+    static COUNTED_AT_ONCE: std::cell::RefCell<Vec<sys::Oid>> =
+        const { std::cell::RefCell::new(Vec::new()) };
 }
 
 /// Rows the current transaction inserted into segment `seg_id` of `index`
@@ -748,13 +752,26 @@ fn record_rows(index: sys::Relation, key: i64, blkno: u32, added: i64) -> PgResu
                 return Ok(());
             }
             if covered {
-                // The zone already covers the key, and no other backend can
-                // see the tuple before this transaction commits: nothing on
-                // the page must change. The row count follows at commit
-                // (flush_pending), with one record per page.
                 let oid = rel::relid(index);
-                PENDING.with(|p| p.borrow_mut().add(oid, seg_id, key));
-                return Ok(());
+                if COUNTED_AT_ONCE.with(|c| c.borrow().contains(&oid)) {
+                    // The zone already covers the key, and no other backend
+                    // can see the tuple before this transaction commits:
+                    // nothing on the page must change. The row count
+                    // follows at commit (flush_pending), with one record
+                    // per page.
+                    PENDING.with(|p| p.borrow_mut().add(oid, seg_id, key));
+                    return Ok(());
+                }
+                // The transaction's first such row in this index is counted
+                // at once, on the page already locked: a one-row
+                // transaction would otherwise open the index again at
+                // commit and descend the map to write the same record.
+                COUNTED_AT_ONCE.with(|c| c.borrow_mut().push(oid));
+                let mut x = XLogRecord::start(index)?;
+                let img = x.register(&seg_buf, false)?;
+                add_rows_in_place(content_mut(img), key, added, now)
+                    .map_err(|e| corrupt(index, "segment page", e))?;
+                return x.finish();
             }
             let mut x = XLogRecord::start(index)?;
             let img = x.register(&seg_buf, false)?;
@@ -777,6 +794,7 @@ fn record_rows(index: sys::Relation, key: i64, blkno: u32, added: i64) -> PgResu
 /// same transaction) may count those rows twice or under another segment:
 /// row counts are estimates that VACUUM and rebuilds make exact again.
 pub fn flush_pending() -> PgResult<()> {
+    COUNTED_AT_ONCE.with(|c| c.borrow_mut().clear());
     let all = PENDING.with(|p| p.borrow_mut().take());
     for (oid, pending) in all {
         // SAFETY: opens by OID with the lock the inserts already hold;
@@ -824,6 +842,7 @@ pub fn forget_pending(index: sys::Relation) {
 
 /// Transaction abort: the pending rows never became visible to anyone.
 pub fn discard_pending() {
+    COUNTED_AT_ONCE.with(|c| c.borrow_mut().clear());
     PENDING.with(|p| p.borrow_mut().clear());
 }
 
