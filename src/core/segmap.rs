@@ -1005,8 +1005,10 @@ pub fn segment_in_place_at(
 
 /// [`covered_in_place`] for the segment whose header is at `off`, found by
 /// an earlier walk of the same page while it had the same LSN (so the same
-/// bytes). Checked anyway: `off` must lie on the page and its segment's
-/// range must hold `key`; None when not (the caller walks the page).
+/// bytes). Checked anyway: `off` must lie on the page and the segment's
+/// range on the page must hold `key`; None when not (the caller walks the
+/// page). The last segment's range ends where the next page begins, which
+/// the page does not record: the caller checks that bound.
 pub fn covered_at(
     buf: &[u8],
     off: usize,

@@ -1101,12 +1101,13 @@ pub fn segment_of(index: sys::Relation, key: i64) -> PgResult<(Segment, Option<i
     };
     let (s, hi, off) = segment_in_place_at(content(loc.buf.page()), key)
         .map_err(|e| corrupt(index, "segment page", e))?;
+    let hi = hi.or(loc.hi);
     if loc.overflowed {
         forget_location();
     } else {
-        remember_location(index, &loc.buf, off);
+        remember_location(index, &loc.buf, off, s.lo, hi);
     }
-    Ok((s, hi.or(loc.hi)))
+    Ok((s, hi))
 }
 
 /// Where placement last found a segment: the insert that follows records
@@ -1119,6 +1120,15 @@ struct LocationHint {
     blkno: u32,
     lsn: u64,
     off: usize,
+    /// The keys the segment owned: `lo..hi` (no upper bound: None). The
+    /// last segment of a page ends where the next page begins, which the
+    /// page itself does not say; that bound comes from the directory and
+    /// can only grow while this page is unchanged (a page between them
+    /// would come from splitting this one), so keys inside it are the
+    /// segment's. Any other key (a COPY's earlier rows, repack's moves, a
+    /// nested insert) walks the map.
+    lo: i64,
+    hi: Option<i64>,
 }
 
 thread_local! {
@@ -1131,7 +1141,13 @@ fn page_lsn(page: &[u8]) -> u64 {
     (u64::from(half(0)) << 32) | u64::from(half(4))
 }
 
-fn remember_location(index: sys::Relation, buf: &LockedBuffer, off: usize) {
+fn remember_location(
+    index: sys::Relation,
+    buf: &LockedBuffer,
+    off: usize,
+    lo: i64,
+    hi: Option<i64>,
+) {
     // Without WAL, GenericXLog leaves the LSN alone: a change is invisible.
     // SAFETY: index is open.
     let logged = guard(|| unsafe { sys::cpg_rel_needs_wal(index) }).unwrap_or(false);
@@ -1140,6 +1156,8 @@ fn remember_location(index: sys::Relation, buf: &LockedBuffer, off: usize) {
         blkno: buf.blkno(),
         lsn: page_lsn(buf.page()),
         off,
+        lo,
+        hi,
     });
     HINT.with(|h| h.set(hint));
 }
@@ -1165,7 +1183,7 @@ fn hinted(
     let Some(h) = HINT.with(|h| h.get()) else {
         return Ok(None);
     };
-    if h.index != rel::relid(index) {
+    if h.index != rel::relid(index) || key < h.lo || h.hi.is_some_and(|hi| key >= hi) {
         return Ok(None);
     }
     let buf = LockedBuffer::read(index, h.blkno, Lock::Exclusive)?;
