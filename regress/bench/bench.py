@@ -292,20 +292,11 @@ def run_streaming(cmd, on_line, stdin_text=None):
 
 
 def load_single(v, half, workdir):
-    """First half: single-row INSERTs from 2 concurrent pgbench clients.
-    Each INSERT takes the next staging row by a shared sequence; the guard
-    seq <= half makes over-shooting transactions insert nothing, so every
-    key of the half is inserted exactly once (checked afterwards)."""
+    """First half: single-row INSERTs from 2 concurrent pgbench clients
+    (single_inserts), every key of the half exactly once (checked
+    afterwards)."""
     t = "bench." + v
-    seqname = f"bench.{v}_loadseq"
-    psql(f"CREATE SEQUENCE {seqname};")
-    stmt = (f"INSERT INTO {t} (id, ts, payload) SELECT id, ts, payload FROM bench.staging "
-            f"WHERE seq = (SELECT nextval('{seqname}')) AND seq <= {half};\n")
-    script = os.path.join(workdir, f"load_{v}.sql")
-    with open(script, "w") as f:
-        f.write(stmt * SINGLE_PER_SCRIPT)
     clients = 2
-    per_client = math.ceil(half / (clients * SINGLE_PER_SCRIPT))
     state = {"rows": 0.0, "last": time.time()}
 
     def on_line(line):
@@ -321,12 +312,7 @@ def load_single(v, half, workdir):
                                                       "number of", "maximum", "latency", "initial", "tps",
                                                       "progress")):
             pass
-    t0 = time.time()
-    rc, out = run_streaming(["pgbench", "-n", "-M", "prepared", "-c", str(clients), "-j", str(clients),
-                             "-t", str(per_client), "-P", "5", "-f", script], on_line)
-    secs = time.time() - t0
-    if rc != 0:
-        raise SqlError("pgbench -f " + script + "\n" + stmt, out)
+    secs = single_inserts(v, 1, half, workdir, on_line, progress=True)
     got = int(psql_val(f"SELECT count(*) FROM {t};"))
     if got != half:
         raise SqlError("count after single-row load", f"expected {half} rows, found {got}")
@@ -373,20 +359,22 @@ def load_batches(v, half, n):
 AB_PAIR = ("heap_btree", "clustered")
 
 
-def ab_single(t, lo, hi, workdir):
-    """Seconds for single-row INSERTs of staging rows lo..hi into t from 2
-    pgbench clients (each key exactly once, as in load_single)."""
-    seqname = f"bench.{t}_abseq"
-    psql(f"DROP SEQUENCE IF EXISTS {seqname}; CREATE SEQUENCE {seqname} START {lo};")
+def single_inserts(t, lo, hi, workdir, on_line, progress=False):
+    """Seconds for single-row INSERTs of staging rows lo..hi into bench.t
+    from 2 pgbench clients. Each INSERT takes the next staging row by a
+    sequence of its own; the guard seq <= hi makes over-shooting
+    transactions insert nothing, so every key is inserted exactly once."""
+    seqname = f"bench.{t}_seq_{lo}"
+    psql(f"CREATE SEQUENCE {seqname} START {lo};")
     stmt = (f"INSERT INTO bench.{t} (id, ts, payload) SELECT id, ts, payload FROM bench.staging "
             f"WHERE seq = (SELECT nextval('{seqname}')) AND seq <= {hi};\n")
-    script = os.path.join(workdir, f"ab_{t}.sql")
+    script = os.path.join(workdir, f"single_{t}.sql")
     with open(script, "w") as f:
         f.write(stmt * SINGLE_PER_SCRIPT)
     per_client = math.ceil((hi - lo + 1) / (2 * SINGLE_PER_SCRIPT))
     t0 = time.time()
-    rc, out = run_streaming(["pgbench", "-n", "-M", "prepared", "-c", "2", "-j", "2",
-                             "-t", str(per_client), "-f", script], lambda line: None)
+    rc, out = run_streaming(["pgbench", "-n", "-M", "prepared", "-c", "2", "-j", "2", "-t", str(per_client)]
+                            + (["-P", "5"] if progress else []) + ["-f", script], on_line)
     secs = time.time() - t0
     if rc != 0:
         raise SqlError("pgbench -f " + script + "\n" + stmt, out)
@@ -428,7 +416,7 @@ def interleaved_load(total, rounds, workdir):
         hi = lo + per_round - 1
         order = AB_PAIR if r % 2 == 0 else AB_PAIR[::-1]
         for v in order:
-            secs[v]["single"].append(ab_single(tables[v], lo, mid - 1, workdir))
+            secs[v]["single"].append(single_inserts(tables[v], lo, mid - 1, workdir, lambda line: None))
         for v in order:
             secs[v]["batch"].append(ab_batches(tables[v], mid, hi))
         rows["single"] += mid - lo

@@ -1025,13 +1025,11 @@ pub fn covered_at(
     if !owns {
         return Ok(None);
     }
-    let lst = off + SegHeader::SIZE;
-    let covered = (0..h.nlist as usize).any(|i| {
-        let at = lst + i * Listing::SIZE;
-        get_u32(buf, at + offset_of!(Listing, blkno)) == blkno
-            && Listing::read(&buf[at..]).contains(key)
-    });
-    Ok(Some((h.segment_id, h.row_count, covered)))
+    Ok(Some((
+        h.segment_id,
+        h.row_count,
+        listing_covers(buf, off, &h, key, blkno),
+    )))
 }
 
 /// Row count of the segment owning `key`, read from the encoded page.
@@ -1045,13 +1043,22 @@ pub fn segment_rows_in_place(buf: &[u8], key: i64) -> Result<i64, LayoutError> {
 /// would change nothing but the row count).
 pub fn covered_in_place(buf: &[u8], key: i64, blkno: u32) -> Result<(i64, i64, bool), LayoutError> {
     let (_, _, off, _, h) = raw_find_segment(buf, key)?;
+    Ok((
+        h.segment_id,
+        h.row_count,
+        listing_covers(buf, off, &h, key, blkno),
+    ))
+}
+
+/// Whether the segment with header `h` at `off` lists `blkno` with a zone
+/// holding `key`.
+fn listing_covers(buf: &[u8], off: usize, h: &SegHeader, key: i64, blkno: u32) -> bool {
     let lst = off + SegHeader::SIZE;
-    let covered = (0..h.nlist as usize).any(|i| {
+    (0..h.nlist as usize).any(|i| {
         let at = lst + i * Listing::SIZE;
         get_u32(buf, at + offset_of!(Listing, blkno)) == blkno
             && Listing::read(&buf[at..]).contains(key)
-    });
-    Ok((h.segment_id, h.row_count, covered))
+    })
 }
 
 /// Adds `rows` to the row count of the segment owning `key` on the encoded
