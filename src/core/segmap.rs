@@ -966,6 +966,16 @@ fn raw_listing_key(buf: &[u8], at: usize) -> (i64, u32) {
 /// on this page (None for the page's last segment), decoded alone from the
 /// encoded page: the insert path needs one segment, not the page.
 pub fn segment_in_place(buf: &[u8], key: i64) -> Result<(Segment, Option<i64>), LayoutError> {
+    segment_in_place_at(buf, key).map(|(seg, hi, _)| (seg, hi))
+}
+
+/// [`segment_in_place`], also returning the byte offset of the segment's
+/// header on the page (a hint for [`covered_at`] while the page is
+/// unchanged).
+pub fn segment_in_place_at(
+    buf: &[u8],
+    key: i64,
+) -> Result<(Segment, Option<i64>, usize), LayoutError> {
     let (used, nsegs, off, idx, h) = raw_find_segment(buf, key)?;
     let lst = off + SegHeader::SIZE;
     let listings = (0..h.nlist as usize)
@@ -988,19 +998,8 @@ pub fn segment_in_place(buf: &[u8], key: i64) -> Result<(Segment, Option<i64>), 
             listings,
         },
         hi,
+        off,
     ))
-}
-
-/// [`segment_in_place`], also returning the byte offset of the segment's
-/// header on the page (a hint for [`covered_at`] while the page is
-/// unchanged).
-pub fn segment_in_place_at(
-    buf: &[u8],
-    key: i64,
-) -> Result<(Segment, Option<i64>, usize), LayoutError> {
-    let (_, _, off, _, _) = raw_find_segment(buf, key)?;
-    let (seg, hi) = segment_in_place(buf, key)?;
-    Ok((seg, hi, off))
 }
 
 /// [`covered_in_place`] for the segment whose header is at `off`, found by
