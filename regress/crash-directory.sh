@@ -15,12 +15,7 @@
 # directory is at depth 1 and not overflowed, index scans return what
 # sequential scans return, and inserts keep working after recovery.
 set -euo pipefail
-: "${PGHOST:?run under regress/with-cluster.sh}"
-DATA="$PGHOST/data"
-LOG="$PGHOST/server.log"
-BINDIR=$("${PG_CONFIG:-pg_config}" --bindir)
-if [ "$(id -u)" -eq 0 ]; then AS_PG=(runuser -u postgres --); else AS_PG=(); fi
-pgctl() { "${AS_PG[@]}" env -u PGDATA -u RUST_BACKTRACE "$BINDIR/pg_ctl" -D "$DATA" "$@"; }
+. "$(dirname "$0")/crash-common.sh"
 # Capacity 10: both tables pass depth 1 and ch splits directory pages, with
 # room to spare (at 6, ch's ~45 segment pages could fill the 6 x 6 directory
 # on an unlucky interleaving with the crashed transaction, and overflow).
@@ -55,16 +50,7 @@ expect_ph=$(q -c "SELECT count(*) FROM ph WHERE payload NOT LIKE 'd%'")
 echo "crash-directory: immediate stop (crash) and restart" >&2
 pgctl -m immediate stop >/dev/null
 wait "$DOOMED" 2>/dev/null || true
-if ! pgctl -l "$LOG" -w -t 120 start >/dev/null; then
-    echo "crash-directory: FAIL: server did not come back" >&2
-    tail -n 30 "$LOG" >&2
-    exit 1
-fi
-if grep -q "inconsistent page" "$LOG"; then
-    echo "crash-directory: FAIL: WAL consistency check failed during replay" >&2
-    grep -B2 -A5 "inconsistent page" "$LOG" | head -40 >&2
-    exit 1
-fi
+restart_after_crash ""
 
 shape after ch
 shape after ph

@@ -16,28 +16,8 @@
 # recovery the table holds what it held before repack, verify() is clean,
 # and VACUUM + repack complete (see "Phase 2" below).
 set -euo pipefail
-: "${PGHOST:?run under regress/with-cluster.sh}"
-DATA="$PGHOST/data"
-LOG="$PGHOST/server.log"
-BINDIR=$("${PG_CONFIG:-pg_config}" --bindir)
-if [ "$(id -u)" -eq 0 ]; then AS_PG=(runuser -u postgres --); else AS_PG=(); fi
-pgctl() { "${AS_PG[@]}" env -u PGDATA -u RUST_BACKTRACE "$BINDIR/pg_ctl" -D "$DATA" "$@"; }
+. "$(dirname "$0")/crash-common.sh"
 q() { psql -X -q -v ON_ERROR_STOP=1 -At -d cpg_crash "$@"; }
-# Starts the server after a crash; fails if it does not come back or if
-# replay met an inconsistent page (wal_consistency_checking). $1 names the
-# crash in the messages.
-restart_after_crash() {
-    if ! pgctl -l "$LOG" -w -t 120 start >/dev/null; then
-        echo "crash-recovery: FAIL: server did not come back$1" >&2
-        tail -n 30 "$LOG" >&2
-        exit 1
-    fi
-    if grep -q "inconsistent page" "$LOG"; then
-        echo "crash-recovery: FAIL: WAL consistency check failed during replay$1" >&2
-        grep -B2 -A5 "inconsistent page" "$LOG" | head -40 >&2
-        exit 1
-    fi
-}
 
 echo "crash-recovery: loading" >&2
 psql -X -q -v ON_ERROR_STOP=1 -d postgres -c 'DROP DATABASE IF EXISTS cpg_crash' -c 'CREATE DATABASE cpg_crash'
