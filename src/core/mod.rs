@@ -8,6 +8,7 @@ pub mod layout;
 pub mod locator;
 pub mod options;
 pub mod ordered;
+pub mod page_delta;
 pub mod pending;
 pub mod placement;
 pub mod plan;

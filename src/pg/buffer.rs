@@ -1,6 +1,8 @@
 //! Pinned and locked buffers as values that unlock and unpin themselves, and
-//! GenericXLog records as values that abort themselves unless finished.
+//! generic WAL records as values that write nothing unless finished.
 
+use crate::core::layout::BLCKSZ;
+use crate::core::page_delta;
 use crate::pg::error::{guard, PgResult};
 use crate::pg::sys;
 
@@ -74,50 +76,139 @@ impl Drop for LockedBuffer {
     }
 }
 
-/// One GenericXLog record in progress: register up to 4 buffers, edit the
-/// page images it hands out, then `finish`. Dropped unfinished = aborted,
-/// nothing written.
+/// One generic WAL record in progress: register up to 4 buffers, edit the
+/// page images it hands out, then `finish`. Dropped unfinished = nothing
+/// written. The record is the one `GenericXLogFinish` writes, but its delta
+/// comes from `core::page_delta` (see there for why).
 pub struct XLogRecord {
-    state: *mut sys::GenericXLogState,
+    rel: sys::Relation,
+    pages: Vec<Registered>,
+}
+
+struct Registered {
+    buf: sys::Buffer,
+    image: Box<[u8]>,
+    full_image: bool,
+}
+
+/// Most pages a generic record takes (MAX_GENERIC_XLOG_PAGES).
+const MAX_PAGES: usize = 4;
+
+thread_local! {
+    /// Page images of finished records, reused: the insert path writes a
+    /// record for most rows.
+    static SPARE_IMAGES: std::cell::RefCell<Vec<Box<[u8]>>> =
+        const { std::cell::RefCell::new(Vec::new()) };
 }
 
 impl XLogRecord {
     pub fn start(rel: sys::Relation) -> PgResult<Self> {
-        // SAFETY: rel is open; allocates the state.
-        let state = guard(|| unsafe { sys::GenericXLogStart(rel) })?;
-        Ok(XLogRecord { state })
+        Ok(XLogRecord {
+            rel,
+            pages: Vec::with_capacity(MAX_PAGES),
+        })
     }
 
-    /// Registers `buf` (which must stay locked until `finish`) and returns the
-    /// page image to edit. `full_image` for new or rewritten pages.
+    /// Registers `buf` (which must stay locked exclusively until `finish`)
+    /// and returns the page image to edit, a copy of the page. `full_image`
+    /// for new or rewritten pages. Registering a buffer again returns the
+    /// same image.
     pub fn register(&mut self, buf: &LockedBuffer, full_image: bool) -> PgResult<&mut [u8]> {
-        let (st, b) = (self.state, buf.buffer());
-        let flags = if full_image {
-            sys::GENERIC_XLOG_FULL_IMAGE as i32
-        } else {
-            0
+        let b = buf.buffer();
+        let at = match self.pages.iter().position(|p| p.buf == b) {
+            Some(at) => at,
+            None => {
+                if self.pages.len() == MAX_PAGES {
+                    return Err(crate::pg::error::PgError::new(
+                        crate::pg::error::codes::INTERNAL_ERROR,
+                        "clustered_pg: more than 4 pages in one WAL record",
+                    ));
+                }
+                let mut image = SPARE_IMAGES
+                    .with(|s| s.borrow_mut().pop())
+                    .unwrap_or_else(|| vec![0u8; BLCKSZ].into_boxed_slice());
+                image.copy_from_slice(buf.page());
+                self.pages.push(Registered {
+                    buf: b,
+                    image,
+                    full_image,
+                });
+                self.pages.len() - 1
+            }
         };
-        // SAFETY: state is live; buf is locked exclusively by the caller.
-        let p = guard(|| unsafe { sys::GenericXLogRegisterBuffer(st, b, flags) })? as *mut u8;
-        // SAFETY: the image is BLCKSZ bytes owned by the state.
-        Ok(unsafe { std::slice::from_raw_parts_mut(p, crate::core::layout::BLCKSZ) })
+        Ok(&mut self.pages[at].image)
     }
 
     /// Applies the edited images to the buffers and writes the WAL record.
     pub fn finish(mut self) -> PgResult<()> {
-        let st = std::mem::replace(&mut self.state, std::ptr::null_mut());
-        // SAFETY: state is live and consumed here.
-        guard(|| unsafe { sys::GenericXLogFinish(st) })?;
+        if self.pages.is_empty() {
+            return Ok(());
+        }
+        let mut deltas: Vec<Vec<u8>> = Vec::with_capacity(self.pages.len());
+        for p in &self.pages {
+            let lower = u16::from_ne_bytes([p.image[12], p.image[13]]) as usize;
+            let upper = u16::from_ne_bytes([p.image[14], p.image[15]]) as usize;
+            // The C side copies around the hole these bound.
+            if !(PAGE_HEADER <= lower && lower <= upper && upper <= BLCKSZ) {
+                return Err(crate::pg::error::PgError::new(
+                    crate::pg::error::codes::INTERNAL_ERROR,
+                    format!("clustered_pg: page image with pd_lower {lower}, pd_upper {upper}"),
+                ));
+            }
+            let mut delta = Vec::new();
+            if !p.full_image {
+                // SAFETY: the buffer is pinned and locked by the caller.
+                let page = unsafe {
+                    std::slice::from_raw_parts(sys::cpg_buffer_page(p.buf) as *const u8, BLCKSZ)
+                };
+                page_delta::encode(page, &p.image, &mut delta);
+            }
+            deltas.push(delta);
+        }
+        let buffers: Vec<sys::Buffer> = self.pages.iter().map(|p| p.buf).collect();
+        let images: Vec<*mut std::ffi::c_char> = self
+            .pages
+            .iter_mut()
+            .map(|p| p.image.as_mut_ptr() as *mut std::ffi::c_char)
+            .collect();
+        let full: Vec<bool> = self.pages.iter().map(|p| p.full_image).collect();
+        let delta_ptrs: Vec<*mut std::ffi::c_char> = deltas
+            .iter_mut()
+            .map(|d| d.as_mut_ptr() as *mut std::ffi::c_char)
+            .collect();
+        let lens: Vec<std::ffi::c_int> =
+            deltas.iter().map(|d| d.len() as std::ffi::c_int).collect();
+        let (rel, n) = (self.rel, self.pages.len() as std::ffi::c_int);
+        // SAFETY: every buffer is pinned and exclusively locked by the
+        // caller; images, deltas and their lengths outlive the call.
+        guard(|| unsafe {
+            sys::cpg_generic_log(
+                rel,
+                n,
+                buffers.as_ptr(),
+                images.as_ptr(),
+                full.as_ptr(),
+                delta_ptrs.as_ptr(),
+                lens.as_ptr(),
+            )
+        })?;
         Ok(())
     }
 }
 
+/// Size of a standard page header (SizeOfPageHeaderData).
+const PAGE_HEADER: usize = 24;
+
 impl Drop for XLogRecord {
     fn drop(&mut self) {
-        if !self.state.is_null() {
-            let st = self.state;
-            // SAFETY: unfinished state; abort frees it.
-            let _ = guard(|| unsafe { sys::GenericXLogAbort(st) });
-        }
+        let pages = std::mem::take(&mut self.pages);
+        SPARE_IMAGES.with(|s| {
+            let mut s = s.borrow_mut();
+            for p in pages {
+                if s.len() < MAX_PAGES {
+                    s.push(p.image);
+                }
+            }
+        });
     }
 }

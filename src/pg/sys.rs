@@ -32,6 +32,17 @@ extern "C" {
     /// RelationNeedsWAL() (a macro): only then do page LSNs advance with
     /// every GenericXLog change.
     pub fn cpg_rel_needs_wal(rel: Relation) -> bool;
+    /// GenericXLogFinish's critical section for images and deltas made by
+    /// core::page_delta (csrc/generic_wal.c): one RM_GENERIC_ID record.
+    pub fn cpg_generic_log(
+        rel: Relation,
+        npages: core::ffi::c_int,
+        buffers: *const Buffer,
+        images: *const *mut core::ffi::c_char,
+        full_images: *const bool,
+        deltas: *const *mut core::ffi::c_char,
+        delta_lens: *const core::ffi::c_int,
+    );
     /// A new zeroed block at the end of an index, exclusively locked.
     pub fn cpg_extend_index(index: Relation) -> Buffer;
     /// table_index_build_scan() (a static inline) with progress reporting.
