@@ -63,19 +63,31 @@ pub fn place(
     split_floor: i64,
     room: impl FnMut(u32, Fill) -> bool,
 ) -> Decision {
-    place_capped(k, listings, segment_rows, split_floor, i64::MAX, room)
+    place_capped(
+        k,
+        listings,
+        segment_rows,
+        split_floor,
+        i64::MAX,
+        |_, _| false,
+        room,
+    )
 }
 
 /// [`place`] for a segment that holds at most `capacity` rows (the index's
 /// split_threshold): a full segment splits before it takes another row,
 /// whatever room its blocks have, as long as its keys are not all one
 /// value (then nothing can split it, and it fills like any segment).
+/// `known_full(i, fill)` says, without reading anything, that listing `i`
+/// cannot take the tuple (its free space was last seen too small): those
+/// are never offered to `room`.
 pub fn place_capped(
     k: i64,
     listings: &[Listed],
     segment_rows: i64,
     split_floor: i64,
     capacity: i64,
+    known_full: impl Fn(usize, Fill) -> bool,
     mut room: impl FnMut(u32, Fill) -> bool,
 ) -> Decision {
     let lo = listings.iter().map(|l| l.zmin).min();
@@ -91,16 +103,22 @@ pub fn place_capped(
             Fill::Extend
         }
     };
-    // The nearest block usually has room: try it before sorting the rest
+    // Most of a segment's blocks are usually known to be full: drop those
+    // first, then try the nearest of the rest before sorting them
     // (placement runs for every row).
-    if let Some(best) = listings.iter().min_by_key(|l| order(l)) {
+    let mut open: Vec<&Listed> = listings
+        .iter()
+        .enumerate()
+        .filter(|&(i, l)| !known_full(i, fill_for(l)))
+        .map(|(_, l)| l)
+        .collect();
+    if let Some(best) = open.iter().copied().min_by_key(|l| order(l)) {
         if room(best.blkno, fill_for(best)) {
             return Decision::Block(best.blkno);
         }
-        let mut by_distance: Vec<&Listed> =
-            listings.iter().filter(|l| l.blkno != best.blkno).collect();
-        by_distance.sort_by_key(|l| order(l));
-        for l in by_distance {
+        open.retain(|l| l.blkno != best.blkno);
+        open.sort_by_key(|l| order(l));
+        for l in open {
             if room(l.blkno, fill_for(l)) {
                 return Decision::Block(l.blkno);
             }
@@ -260,18 +278,15 @@ impl FreeSpaceMemo {
         self.sizes.clear();
     }
 
-    /// Whether placement may skip `blkno` without reading it: the free
-    /// space last seen there was already too little for the tuple.
-    pub fn known_full(
-        &self,
-        rel: u32,
-        blkno: u32,
-        tuple_len: usize,
-        fill: Fill,
-        fillfactor: i32,
-    ) -> bool {
-        self.recall(rel, blkno)
-            .is_some_and(|free| !fits(free, tuple_len, fill, fillfactor))
+    /// The free space last seen on each of `blocks` of `rel`, in order.
+    pub fn recall_each(&self, rel: u32, blocks: impl Iterator<Item = u32>) -> Vec<Option<usize>> {
+        let seen = self.rels.get(&rel);
+        blocks
+            .map(|b| {
+                let v = *seen?.get(b as usize)?;
+                (v != Self::UNKNOWN).then_some(v as usize)
+            })
+            .collect()
     }
 }
 
@@ -317,19 +332,27 @@ mod tests {
     #[test]
     fn free_space_memo_skips_only_blocks_seen_too_full() {
         let mut m = FreeSpaceMemo::default();
-        assert!(!m.known_full(7, 3, 141, Fill::Gap, 90));
+        // What placement asks: the last free space seen fits the tuple?
+        let known_full = |m: &FreeSpaceMemo, rel, b, fill| {
+            m.recall_each(rel, [b].into_iter())[0].is_some_and(|f| !fits(f, 141, fill, 90))
+        };
+        assert!(!known_full(&m, 7, 3, Fill::Gap));
         m.note(7, 3, 100);
         m.note(7, 5, 4000);
         assert_eq!(m.recall(7, 3), Some(100));
         assert_eq!(m.recall(7, 4), None);
-        assert!(m.known_full(7, 3, 141, Fill::Gap, 90));
-        assert!(!m.known_full(7, 5, 141, Fill::Gap, 90));
+        assert_eq!(
+            m.recall_each(7, [5, 4, 3, 1 << 30].into_iter()),
+            vec![Some(4000), None, Some(100), None]
+        );
+        assert!(known_full(&m, 7, 3, Fill::Gap));
+        assert!(!known_full(&m, 7, 5, Fill::Gap));
         // 900 bytes: room for a gap insert, not for an extension at 90 %.
         m.note(7, 3, 900);
-        assert!(!m.known_full(7, 3, 141, Fill::Gap, 90));
-        assert!(m.known_full(7, 3, 141, Fill::Extend, 90));
+        assert!(!known_full(&m, 7, 3, Fill::Gap));
+        assert!(known_full(&m, 7, 3, Fill::Extend));
         // Another relation and forgetting.
-        assert!(!m.known_full(8, 3, 141, Fill::Gap, 90));
+        assert!(!known_full(&m, 8, 3, Fill::Gap));
         m.note(8, 3, 0);
         m.forget(7);
         assert_eq!(m.recall(7, 3), None);
@@ -383,21 +406,21 @@ mod tests {
         let ls = [l(1, 0, 100)];
         // Room in block 1, but the segment is at capacity: split first.
         assert_eq!(
-            place_capped(50, &ls, 64, 10, 64, |_, _| true),
+            place_capped(50, &ls, 64, 10, 64, |_, _| false, |_, _| true),
             Decision::Split
         );
         assert_eq!(
-            place_capped(500, &ls, 64, 10, 64, |_, _| true),
+            place_capped(500, &ls, 64, 10, 64, |_, _| false, |_, _| true),
             Decision::Split
         );
         assert_eq!(
-            place_capped(50, &ls, 63, 10, 64, |_, _| true),
+            place_capped(50, &ls, 63, 10, 64, |_, _| false, |_, _| true),
             Decision::Block(1)
         );
         // Every row has key 7: no split can help, fill as usual.
         let same = [l(1, 7, 7)];
         assert_eq!(
-            place_capped(7, &same, 64, 10, 64, |_, _| true),
+            place_capped(7, &same, 64, 10, 64, |_, _| false, |_, _| true),
             Decision::Block(1)
         );
     }
@@ -512,9 +535,15 @@ mod tests {
                     .sum();
                 let floor = (cap as i64 * floor_pages).max(1);
                 assert!(rows <= capacity, "segment over capacity: {rows}");
-                let d = place_capped(k, &listed, rows, floor, capacity, |b, _| {
-                    pages[b as usize].len() < cap
-                });
+                let d = place_capped(
+                    k,
+                    &listed,
+                    rows,
+                    floor,
+                    capacity,
+                    |_, _| false,
+                    |b, _| pages[b as usize].len() < cap,
+                );
                 match d {
                     Decision::Block(b) => {
                         pages[b as usize].push(k);

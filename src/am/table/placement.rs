@@ -100,30 +100,47 @@ fn decide(
     if count_keys_first(rows, capacity) {
         rows = rows.max(segment_keys(heap, index, seg, hi)?.len() as i64);
     }
-    let decision = place_capped(key, &listed, rows, floor, capacity, |b, fill| {
-        match table_blocks(heap, b) {
-            Ok(n) if b < n => {}
-            Ok(_) => return false,
-            Err(e) => {
-                failed.get_or_insert(e);
-                return false;
-            }
-        }
-        if FREE_MEMO.with(|m| m.borrow().known_full(relid, b, tuple_len, fill, ff)) {
-            return false;
-        }
-        // SAFETY: heap is open and b exists; reads one page's free space.
-        match guard(|| unsafe { sys::cpg_heap_page_free(heap, b) }) {
-            Ok(free) => {
-                FREE_MEMO.with(|m| m.borrow_mut().note(relid, b, free));
-                fits(free, tuple_len, fill, ff)
-            }
-            Err(e) => {
-                failed.get_or_insert(e);
-                false
-            }
-        }
+    // What this backend already knows, read once: blocks last seen too
+    // full are skipped without a buffer lookup.
+    let (size, seen) = FREE_MEMO.with(|m| {
+        let m = m.borrow();
+        (
+            m.size(relid),
+            m.recall_each(relid, listed.iter().map(|l| l.blkno)),
+        )
     });
+    let known_full = |i: usize, fill| seen[i].is_some_and(|free| !fits(free, tuple_len, fill, ff));
+    let decision = place_capped(
+        key,
+        &listed,
+        rows,
+        floor,
+        capacity,
+        known_full,
+        |b, fill| {
+            if size.is_none_or(|n| b >= n) {
+                match table_blocks(heap, b) {
+                    Ok(n) if b < n => {}
+                    Ok(_) => return false,
+                    Err(e) => {
+                        failed.get_or_insert(e);
+                        return false;
+                    }
+                }
+            }
+            // SAFETY: heap is open and b exists; reads one page's free space.
+            match guard(|| unsafe { sys::cpg_heap_page_free(heap, b) }) {
+                Ok(free) => {
+                    FREE_MEMO.with(|m| m.borrow_mut().note(relid, b, free));
+                    fits(free, tuple_len, fill, ff)
+                }
+                Err(e) => {
+                    failed.get_or_insert(e);
+                    false
+                }
+            }
+        },
+    );
     match failed {
         Some(e) => Err(e),
         None => Ok(decision),
