@@ -16,7 +16,7 @@ PG_CONFIG_ABS := $(shell command -v $(PG_CONFIG))
 PG_MAJOR := $(shell $(PG_CONFIG_ABS) --version 2>/dev/null | sed -E 's/^PostgreSQL ([0-9]+).*/\1/')
 
 MODULE_big = clustered_pg
-OBJS = csrc/shim.o csrc/index_am.o csrc/heap_util.o csrc/table_am.o csrc/range_scan.o csrc/repack.o csrc/repack_worker.o csrc/generic_wal.o
+OBJS = csrc/shim.o csrc/index_am.o csrc/heap_util.o csrc/table_am.o csrc/range_scan.o csrc/repack.o csrc/repack_worker.o csrc/generic_wal.o csrc/recent_buffer.o
 EXTENSION = clustered_pg
 DATA = sql/clustered_pg--0.1.0.sql
 PGFILEDESC = "clustered_pg - clustered tables"
@@ -59,7 +59,7 @@ $(RUST_LIB): FORCE
 	cd $(srcdir) && PG_CONFIG=$(PG_CONFIG_ABS) CPG_GENERATED_DIR=$(GENERATED_DIR) \
 		CARGO_TARGET_DIR=$(CARGO_TARGET_DIR) $(CARGO) build --release --lib --quiet
 
-csrc/shim.o csrc/index_am.o csrc/heap_util.o csrc/table_am.o csrc/range_scan.o csrc/repack.o csrc/repack_worker.o csrc/generic_wal.o: $(RUST_LIB)
+csrc/shim.o csrc/index_am.o csrc/heap_util.o csrc/table_am.o csrc/range_scan.o csrc/repack.o csrc/repack_worker.o csrc/generic_wal.o csrc/recent_buffer.o: $(RUST_LIB)
 
 cargo-test:
 	cd $(srcdir) && PG_CONFIG=$(PG_CONFIG_ABS) CPG_GENERATED_DIR=$(GENERATED_DIR) \

@@ -31,6 +31,7 @@ extern Oid	cpg_clustered_index_of(Relation rel);
 extern Datum cpg_slot_key(TupleTableSlot *slot, int16 attno, bool *isnull);
 extern uint32 cpg_slot_tuple_len(TupleTableSlot *slot);
 extern Size cpg_heap_page_free(Relation rel, BlockNumber blkno);
+extern Buffer cpg_read_buffer(Relation rel, BlockNumber blkno);
 extern BlockNumber cpg_heap_fresh_block(Relation rel);
 extern void cpg_table_am_init(void);
 
@@ -170,7 +171,7 @@ cpg_heap_page_free(Relation rel, BlockNumber blkno)
 	Buffer		buf;
 	Size		free;
 
-	buf = ReadBuffer(rel, blkno);
+	buf = cpg_read_buffer(rel, blkno);
 	LockBuffer(buf, BUFFER_LOCK_SHARE);
 	free = PageIsNew(BufferGetPage(buf))
 		? BLCKSZ - SizeOfPageHeaderData - sizeof(ItemIdData)

@@ -87,7 +87,8 @@ fn differing(old: &[u8], new: &[u8], from: usize, to: usize, runs: &mut Vec<(usi
         _ => runs.push((a, b)),
     };
     let mut at = from;
-    // Leading bytes up to a word boundary, then words, then the tail.
+    // Leading bytes up to a word boundary, then words (skipping equal
+    // 32-byte blocks at once: most of a page is unchanged), then the tail.
     while at < to && !at.is_multiple_of(8) {
         if old[at] != new[at] {
             push(at, at + 1);
@@ -95,6 +96,15 @@ fn differing(old: &[u8], new: &[u8], from: usize, to: usize, runs: &mut Vec<(usi
         at += 1;
     }
     while at + 8 <= to {
+        if at + 32 <= to {
+            let same = (0..4).fold(0u64, |acc, i| {
+                acc | (word(old, at + 8 * i) ^ word(new, at + 8 * i))
+            }) == 0;
+            if same {
+                at += 32;
+                continue;
+            }
+        }
         if word(old, at) != word(new, at) {
             push(at, at + 8);
         }

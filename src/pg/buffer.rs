@@ -31,7 +31,7 @@ impl LockedBuffer {
     /// Reads block `blkno` of `rel`'s main fork and locks it.
     pub fn read(rel: sys::Relation, blkno: u32, lock: Lock) -> PgResult<Self> {
         // SAFETY: rel is an open relation; ReadBuffer may ereport.
-        let buf = guard(|| unsafe { sys::ReadBuffer(rel, blkno) })?;
+        let buf = guard(|| unsafe { sys::cpg_read_buffer(rel, blkno) })?;
         let this = LockedBuffer { buf };
         let mode = lock.mode();
         // SAFETY: we hold a pin on buf.

@@ -32,6 +32,9 @@ extern "C" {
     /// RelationNeedsWAL() (a macro): only then do page LSNs advance with
     /// every GenericXLog change.
     pub fn cpg_rel_needs_wal(rel: Relation) -> bool;
+    /// ReadBuffer() through the buffer this backend last found the block
+    /// in (csrc/recent_buffer.c).
+    pub fn cpg_read_buffer(rel: Relation, blkno: BlockNumber) -> Buffer;
     /// GenericXLogFinish's critical section for images and deltas made by
     /// core::page_delta (csrc/generic_wal.c): one RM_GENERIC_ID record.
     pub fn cpg_generic_log(
