@@ -7,8 +7,10 @@
 
 #include "access/heapam.h"
 #include "access/htup_details.h"
+#include "access/xact.h"
 #include "commands/defrem.h"
 #include "storage/bufmgr.h"
+#include "storage/proc.h"
 #include "storage/procarray.h"
 #include "utils/rel.h"
 
@@ -27,6 +29,39 @@ extern BlockNumber cpg_heap_nblocks(Relation heap);
 
 static int	block_keys(Relation heap, BlockNumber blkno, AttrNumber attno,
 					   cpg_heap_key_cb cb, void *state, bool current_only);
+
+/*
+ * GetOldestNonRemovableTransactionId(heap), reused for up to 64 blocks of
+ * one command. Computing it scans the proc array under ProcArrayLock, and a
+ * segment split reads every block of the segment: that scan was a third of
+ * a split's time. The horizon only moves forward, so an older one is merely
+ * conservative: a few tuples dead by now still count as recently dead.
+ */
+static TransactionId
+removable_horizon(Relation heap)
+{
+	static Oid	relid = InvalidOid;
+	static LocalTransactionId lxid = InvalidLocalTransactionId;
+	static CommandId cid = InvalidCommandId;
+	static int	uses = 0;
+	static TransactionId oldest = InvalidTransactionId;
+#if PG_VERSION_NUM >= 170000
+	LocalTransactionId my_lxid = MyProc->vxid.lxid;
+#else
+	LocalTransactionId my_lxid = MyProc->lxid;
+#endif
+	CommandId	my_cid = GetCurrentCommandId(false);
+
+	if (relid != RelationGetRelid(heap) || lxid != my_lxid || cid != my_cid || ++uses > 64)
+	{
+		oldest = GetOldestNonRemovableTransactionId(heap);
+		relid = RelationGetRelid(heap);
+		lxid = my_lxid;
+		cid = my_cid;
+		uses = 1;
+	}
+	return oldest;
+}
 
 /*
  * Calls cb for every tuple with storage in the block that is not dead to
@@ -59,7 +94,7 @@ static int
 block_keys(Relation heap, BlockNumber blkno, AttrNumber attno,
 		   cpg_heap_key_cb cb, void *state, bool current_only)
 {
-	TransactionId oldest = GetOldestNonRemovableTransactionId(heap);
+	TransactionId oldest = removable_horizon(heap);
 	Buffer		buf = ReadBuffer(heap, blkno);
 	Page		page;
 	OffsetNumber off,

@@ -18,7 +18,7 @@
 
 extern Buffer cpg_read_buffer(Relation rel, BlockNumber blkno);
 
-#define CPG_RECENT_SLOTS 1024
+#define CPG_RECENT_SLOTS 8192
 
 typedef struct RecentSlot
 {
