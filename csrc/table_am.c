@@ -6,6 +6,8 @@
  */
 #include "postgres.h"
 
+#include "access/hio.h"
+
 #include "access/heapam.h"
 #include "catalog/index.h"
 #include "access/tableam.h"
@@ -30,7 +32,7 @@ extern void cpg_raise(CpgStatus *st);
 extern Oid	cpg_clustered_index_of(Relation rel);
 extern Datum cpg_slot_key(TupleTableSlot *slot, int16 attno, bool *isnull);
 extern uint32 cpg_slot_tuple_len(TupleTableSlot *slot);
-extern Size cpg_heap_page_free(Relation rel, BlockNumber blkno);
+extern Size cpg_heap_page_free(Relation rel, BlockNumber blkno, Buffer *keep);
 extern Buffer cpg_read_buffer(Relation rel, BlockNumber blkno);
 extern BlockNumber cpg_heap_fresh_block(Relation rel);
 extern void cpg_table_am_init(void);
@@ -164,9 +166,13 @@ cpg_slot_tuple_len(TupleTableSlot *slot)
 	return ExecFetchSlotHeapTuple(slot, true, NULL)->t_len;
 }
 
-/* Free space of a heap page; the caller checks the block exists. */
+/*
+ * Free space of a heap page; the caller checks the block exists. With keep,
+ * the page stays pinned and *keep is its buffer: placement hands the pin of
+ * the block it chooses to heap_insert (see insert_pinned).
+ */
 Size
-cpg_heap_page_free(Relation rel, BlockNumber blkno)
+cpg_heap_page_free(Relation rel, BlockNumber blkno, Buffer *keep)
 {
 	Buffer		buf;
 	Size		free;
@@ -176,7 +182,11 @@ cpg_heap_page_free(Relation rel, BlockNumber blkno)
 	free = PageIsNew(BufferGetPage(buf))
 		? BLCKSZ - SizeOfPageHeaderData - sizeof(ItemIdData)
 		: PageGetHeapFreeSpace(BufferGetPage(buf));
-	UnlockReleaseBuffer(buf);
+	LockBuffer(buf, BUFFER_LOCK_UNLOCK);
+	if (keep)
+		*keep = buf;
+	else
+		ReleaseBuffer(buf);
 	return free;
 }
 
@@ -286,35 +296,110 @@ cpg_heap_fresh_block(Relation rel)
 }
 
 /* Asks Rust for the block of the slot's key and makes it heap's target. */
-static void
+/*
+ * Chooses the block for the tuple and makes it heap's target. Returns the
+ * chosen block's buffer, still pinned from placement's look at its free
+ * space, when the caller has no bulk-insert state (else InvalidBuffer).
+ */
+static Buffer
 place(Relation rel, TupleTableSlot *slot, BulkInsertState bistate)
 {
 	CpgStatus	st = {0};
-	BlockNumber target = rs_place(rel, slot, &st);
+	Buffer		pinned = InvalidBuffer;
+	BlockNumber target = rs_place(rel, slot, &pinned, &st);
 
 	cpg_raise(&st);
 	if (target == InvalidBlockNumber)
-		return;
+		return InvalidBuffer;
 	RelationSetTargetBlock(rel, target);
 	/* heap prefers the bulk-insert buffer over the target block */
 	if (bistate)
+	{
 		ReleaseBulkInsertStatePin(bistate);
+		if (BufferIsValid(pinned))
+			ReleaseBuffer(pinned);
+		return InvalidBuffer;
+	}
+	return pinned;
+}
+
+/*
+ * A one-tuple bulk-insert state around the pinned target: heap's
+ * RelationGetBufferForTuple then takes that buffer as its target without
+ * looking the block up in the buffer mapping table again. No access
+ * strategy, so buffers are read as for any insert.
+ */
+static void
+handoff_begin(BulkInsertStateData *bi, Buffer pinned)
+{
+	memset(bi, 0, sizeof(*bi));
+	bi->strategy = NULL;
+	bi->current_buf = pinned;
+#if PG_VERSION_NUM >= 160000
+	bi->next_free = InvalidBlockNumber;
+	bi->last_free = InvalidBlockNumber;
+	bi->already_extended_by = 0;
+#endif
+}
+
+/*
+ * Drops the state's pin. If the target had filled up meanwhile and heap
+ * extended the table for this tuple, the pages it added beyond the one it
+ * used were kept for the state, not put in the free space map: put them
+ * there, as heap does without a state.
+ */
+static void
+handoff_end(Relation rel, BulkInsertStateData *bi)
+{
+	if (BufferIsValid(bi->current_buf))
+		ReleaseBuffer(bi->current_buf);
+	bi->current_buf = InvalidBuffer;
+#if PG_VERSION_NUM >= 160000
+	if (bi->next_free != InvalidBlockNumber)
+	{
+		BlockNumber b;
+
+		for (b = bi->next_free; b <= bi->last_free; b++)
+			RecordPageWithFreeSpace(rel, b, BLCKSZ - SizeOfPageHeaderData);
+		FreeSpaceMapVacuumRange(rel, bi->next_free, bi->last_free + 1);
+	}
+#endif
 }
 
 static void
 cpg_tuple_insert(Relation rel, TupleTableSlot *slot, CommandId cid, int options,
 				 BulkInsertState bistate)
 {
-	place(rel, slot, bistate);
-	heap_routine->tuple_insert(rel, slot, cid, options, bistate);
+	Buffer		pinned = place(rel, slot, bistate);
+
+	if (BufferIsValid(pinned))
+	{
+		BulkInsertStateData bi;
+
+		handoff_begin(&bi, pinned);
+		heap_routine->tuple_insert(rel, slot, cid, options, &bi);
+		handoff_end(rel, &bi);
+	}
+	else
+		heap_routine->tuple_insert(rel, slot, cid, options, bistate);
 }
 
 static void
 cpg_tuple_insert_speculative(Relation rel, TupleTableSlot *slot, CommandId cid,
 							 int options, BulkInsertState bistate, uint32 token)
 {
-	place(rel, slot, bistate);
-	heap_routine->tuple_insert_speculative(rel, slot, cid, options, bistate, token);
+	Buffer		pinned = place(rel, slot, bistate);
+
+	if (BufferIsValid(pinned))
+	{
+		BulkInsertStateData bi;
+
+		handoff_begin(&bi, pinned);
+		heap_routine->tuple_insert_speculative(rel, slot, cid, options, &bi, token);
+		handoff_end(rel, &bi);
+	}
+	else
+		heap_routine->tuple_insert_speculative(rel, slot, cid, options, bistate, token);
 }
 
 /*
@@ -335,7 +420,7 @@ cpg_multi_insert(Relation rel, TupleTableSlot **slots, int nslots, CommandId cid
 	{
 		TupleTableSlot *slot = slots[order[i]];
 
-		place(rel, slot, bistate);
+		(void) place(rel, slot, bistate);
 		heap_routine->tuple_insert(rel, slot, cid, options, bistate);
 	}
 	pfree(order);

@@ -22,6 +22,36 @@ impl Lock {
     }
 }
 
+/// A pinned (not locked) buffer; dropped = unpinned.
+pub struct Pinned {
+    buf: sys::Buffer,
+}
+
+impl Pinned {
+    /// Takes over a pin the caller holds on `buf`.
+    ///
+    /// # Safety
+    /// The pin must be this backend's and not released elsewhere.
+    pub unsafe fn adopt(buf: sys::Buffer) -> Self {
+        Pinned { buf }
+    }
+
+    /// Gives the pin back to C, which must release it.
+    pub fn into_raw(self) -> sys::Buffer {
+        let b = self.buf;
+        std::mem::forget(self);
+        b
+    }
+}
+
+impl Drop for Pinned {
+    fn drop(&mut self) {
+        let b = self.buf;
+        // SAFETY: we hold the pin (see adopt).
+        let _ = guard(|| unsafe { sys::ReleaseBuffer(b) });
+    }
+}
+
 /// A pinned, locked buffer; dropped = unlocked and unpinned.
 pub struct LockedBuffer {
     buf: sys::Buffer,
@@ -157,6 +187,7 @@ impl XLogRecord {
             }
             let mut delta = Vec::new();
             if !p.full_image {
+                delta.reserve(512);
                 // SAFETY: the buffer is pinned and locked by the caller.
                 let page = unsafe {
                     std::slice::from_raw_parts(sys::cpg_buffer_page(p.buf) as *const u8, BLCKSZ)

@@ -127,8 +127,9 @@ extern "C" {
     pub fn cpg_slot_key(slot: *mut TupleTableSlot, attno: i16, isnull: *mut bool) -> Datum;
     /// Length of the heap tuple the slot holds (materialises it).
     pub fn cpg_slot_tuple_len(slot: *mut TupleTableSlot) -> u32;
-    /// Free space of a heap page (0 beyond the end).
-    pub fn cpg_heap_page_free(rel: Relation, blkno: BlockNumber) -> usize;
+    /// Free space of a heap page; with `keep` non-NULL the page stays
+    /// pinned and `*keep` is its buffer.
+    pub fn cpg_heap_page_free(rel: Relation, blkno: BlockNumber, keep: *mut Buffer) -> usize;
     /// A block for a fresh segment block: an empty page the free space map
     /// knows, else one zeroed page appended to the table.
     pub fn cpg_heap_fresh_block(rel: Relation) -> BlockNumber;

@@ -13,6 +13,7 @@ use crate::core::placement::{
     count_keys_first, fits, place_capped, rows_per_page, split_floor, Decision, FreeSpaceMemo,
     Listed,
 };
+use crate::pg::buffer::Pinned;
 use crate::pg::error::{codes, entry, guard, CpgStatus, PgError, PgResult};
 use crate::pg::rel::{self, OpenRel};
 use crate::pg::sys;
@@ -66,6 +67,7 @@ fn table_blocks(heap: sys::Relation, at_least: u32) -> PgResult<u32> {
 /// The placement decision for `key` in segment `seg`, with the free space
 /// of its blocks read from the heap (blocks past the table's end, which
 /// VACUUM may have truncated while the map still lists them, have no room).
+/// A chosen block comes with the pin placement took to read it.
 #[allow(clippy::too_many_arguments)]
 fn decide(
     heap: sys::Relation,
@@ -76,7 +78,7 @@ fn decide(
     tuple_len: usize,
     opts: &IndexOptions,
     capacity: i64,
-) -> PgResult<Decision> {
+) -> PgResult<(Decision, Option<Pinned>)> {
     let listed: Vec<Listed> = seg
         .listings
         .iter()
@@ -110,6 +112,8 @@ fn decide(
         )
     });
     let known_full = |i: usize, fill| seen[i].is_some_and(|free| !fits(free, tuple_len, fill, ff));
+    // The block placement takes is the last one found with room.
+    let mut chosen: Option<Pinned> = None;
     let decision = place_capped(
         key,
         &listed,
@@ -128,11 +132,20 @@ fn decide(
                     }
                 }
             }
-            // SAFETY: heap is open and b exists; reads one page's free space.
-            match guard(|| unsafe { sys::cpg_heap_page_free(heap, b) }) {
+            let mut buf: sys::Buffer = 0;
+            let keep = &mut buf as *mut sys::Buffer;
+            // SAFETY: heap is open and b exists; reads one page's free
+            // space and leaves the page pinned in buf.
+            match guard(|| unsafe { sys::cpg_heap_page_free(heap, b, keep) }) {
                 Ok(free) => {
+                    // SAFETY: the call above pinned buf for us.
+                    let pin = unsafe { Pinned::adopt(buf) };
                     FREE_MEMO.with(|m| m.borrow_mut().note(relid, b, free));
-                    fits(free, tuple_len, fill, ff)
+                    let room = fits(free, tuple_len, fill, ff);
+                    if room {
+                        chosen = Some(pin);
+                    }
+                    room
                 }
                 Err(e) => {
                     failed.get_or_insert(e);
@@ -143,7 +156,10 @@ fn decide(
     );
     match failed {
         Some(e) => Err(e),
-        None => Ok(decision),
+        None => Ok((
+            decision,
+            chosen.filter(|_| matches!(decision, Decision::Block(_))),
+        )),
     }
 }
 
@@ -168,11 +184,13 @@ fn segment_keys(
     Ok(keys)
 }
 
-fn choose(heap: sys::Relation, slot: *mut sys::TupleTableSlot) -> PgResult<u32> {
+/// The block for the tuple in `slot`, and the pin placement holds on it
+/// when it read its free space.
+fn choose(heap: sys::Relation, slot: *mut sys::TupleTableSlot) -> PgResult<(u32, Option<Pinned>)> {
     // SAFETY: heap is the open target relation.
     let index_oid = guard(|| unsafe { sys::cpg_clustered_index_of(heap) })?;
     if index_oid == 0 {
-        return Ok(NO_BLOCK);
+        return Ok((NO_BLOCK, None));
     }
     // The executor already holds this lock on the index.
     let index = OpenRel::index(index_oid, sys::RowExclusiveLock as i32)?;
@@ -205,9 +223,9 @@ fn choose(heap: sys::Relation, slot: *mut sys::TupleTableSlot) -> PgResult<u32> 
     let mut capacity = i64::from(opts.split_threshold);
     for _ in 0..4 {
         let (seg, hi) = map::segment_of(ix, key)?;
-        let decision = decide(heap, ix, &seg, hi, key, len, &opts, capacity)?;
+        let (decision, pin) = decide(heap, ix, &seg, hi, key, len, &opts, capacity)?;
         match decision {
-            Decision::Block(b) => return Ok(b),
+            Decision::Block(b) => return Ok((b, pin)),
             Decision::Fresh => break,
             Decision::Split => {
                 if !map::split_exact(ix, heap, key, attno, width)? {
@@ -224,16 +242,25 @@ fn choose(heap: sys::Relation, slot: *mut sys::TupleTableSlot) -> PgResult<u32> 
     let b = guard(|| unsafe { sys::cpg_heap_fresh_block(heap) })?;
     let relid = rel::relid(heap);
     FREE_MEMO.with(|m| m.borrow_mut().note_size(relid, b.saturating_add(1)));
-    Ok(b)
+    Ok((b, None))
 }
 
+/// The block for the tuple in `slot`; `*pinned` is its buffer when
+/// placement still holds a pin on it (the caller releases it), else
+/// InvalidBuffer.
 #[no_mangle]
 pub extern "C" fn rs_place(
     heap: sys::Relation,
     slot: *mut sys::TupleTableSlot,
+    pinned: *mut sys::Buffer,
     st: *mut CpgStatus,
 ) -> u32 {
-    entry(st, NO_BLOCK, || choose(heap, slot))
+    entry(st, NO_BLOCK, || {
+        let (b, pin) = choose(heap, slot)?;
+        // SAFETY: the caller passes a valid out pointer.
+        unsafe { *pinned = pin.map_or(0, Pinned::into_raw) };
+        Ok(b)
+    })
 }
 
 /// The order in which a multi-insert batch (COPY) should be placed: by key,
@@ -305,7 +332,7 @@ pub fn predicted_major(heap: sys::Relation, index: sys::Relation, key: i64) -> P
         Some(l) => {
             let b = l.blkno;
             // SAFETY: heap is open and b exists.
-            let free = guard(|| unsafe { sys::cpg_heap_page_free(heap, b) })?;
+            let free = guard(|| unsafe { sys::cpg_heap_page_free(heap, b, std::ptr::null_mut()) })?;
             let n = crate::pg::heap::block_keys(heap, b, attno, width)?
                 .len()
                 .max(1);
@@ -316,7 +343,7 @@ pub fn predicted_major(heap: sys::Relation, index: sys::Relation, key: i64) -> P
         None => 64,
     };
     let capacity = i64::from(opts.split_threshold);
-    let decision = decide(heap, index, &seg, hi, key, len, &opts, capacity)?;
+    let (decision, _) = decide(heap, index, &seg, hi, key, len, &opts, capacity)?;
     if decision != Decision::Split {
         return Ok(seg.id);
     }
