@@ -297,30 +297,31 @@ cpg_heap_fresh_block(Relation rel)
 
 /* Asks Rust for the block of the slot's key and makes it heap's target. */
 /*
- * Chooses the block for the tuple and makes it heap's target. Returns the
- * chosen block's buffer, still pinned from placement's look at its free
- * space, when the caller has no bulk-insert state (else InvalidBuffer).
+ * Chooses the block for the tuple and makes it heap's target. With
+ * pinned_out and no bulk-insert state, *pinned_out is the chosen block's
+ * buffer, still pinned from placement's look at its free space (the caller
+ * releases it), or InvalidBuffer; otherwise that pin is dropped here.
  */
-static Buffer
-place(Relation rel, TupleTableSlot *slot, BulkInsertState bistate)
+static void
+place(Relation rel, TupleTableSlot *slot, BulkInsertState bistate, Buffer *pinned_out)
 {
 	CpgStatus	st = {0};
 	Buffer		pinned = InvalidBuffer;
 	BlockNumber target = rs_place(rel, slot, &pinned, &st);
 
+	if (pinned_out)
+		*pinned_out = InvalidBuffer;
 	cpg_raise(&st);
 	if (target == InvalidBlockNumber)
-		return InvalidBuffer;
+		return;
 	RelationSetTargetBlock(rel, target);
 	/* heap prefers the bulk-insert buffer over the target block */
 	if (bistate)
-	{
 		ReleaseBulkInsertStatePin(bistate);
-		if (BufferIsValid(pinned))
-			ReleaseBuffer(pinned);
-		return InvalidBuffer;
-	}
-	return pinned;
+	if (pinned_out && !bistate)
+		*pinned_out = pinned;
+	else if (BufferIsValid(pinned))
+		ReleaseBuffer(pinned);
 }
 
 /*
@@ -370,8 +371,9 @@ static void
 cpg_tuple_insert(Relation rel, TupleTableSlot *slot, CommandId cid, int options,
 				 BulkInsertState bistate)
 {
-	Buffer		pinned = place(rel, slot, bistate);
+	Buffer		pinned;
 
+	place(rel, slot, bistate, &pinned);
 	if (BufferIsValid(pinned))
 	{
 		BulkInsertStateData bi;
@@ -388,8 +390,9 @@ static void
 cpg_tuple_insert_speculative(Relation rel, TupleTableSlot *slot, CommandId cid,
 							 int options, BulkInsertState bistate, uint32 token)
 {
-	Buffer		pinned = place(rel, slot, bistate);
+	Buffer		pinned;
 
+	place(rel, slot, bistate, &pinned);
 	if (BufferIsValid(pinned))
 	{
 		BulkInsertStateData bi;
@@ -420,7 +423,7 @@ cpg_multi_insert(Relation rel, TupleTableSlot **slots, int nslots, CommandId cid
 	{
 		TupleTableSlot *slot = slots[order[i]];
 
-		(void) place(rel, slot, bistate);
+		place(rel, slot, bistate, NULL);
 		heap_routine->tuple_insert(rel, slot, cid, options, bistate);
 	}
 	pfree(order);
@@ -439,7 +442,7 @@ cpg_tuple_update(Relation rel, ItemPointer otid, TupleTableSlot *slot, CommandId
 #endif
 {
 	/* heap keeps the new version on the old page when it fits there */
-	place(rel, slot, NULL);
+	place(rel, slot, NULL, NULL);
 	return heap_routine->tuple_update(rel, otid, slot, cid, snapshot, crosscheck, wait,
 									  tmfd, lockmode, update_indexes);
 }
