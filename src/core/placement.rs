@@ -184,6 +184,13 @@ pub fn fits(free: usize, tuple_len: usize, fill: Fill, fillfactor: i32) -> bool 
     }
 }
 
+/// Free bytes a page with `free` (PageGetHeapFreeSpace) keeps after a
+/// tuple of `tuple_len` bytes goes in: its aligned length and a line
+/// pointer.
+pub fn free_after(free: usize, tuple_len: usize) -> usize {
+    free.saturating_sub(tuple_len.div_ceil(8) * 8 + 4)
+}
+
 /// The split key of a segment holding `keys` (sorted): the median, moved
 /// up past a run of equal keys so the halves never share a key. None when
 /// all keys are equal or the lower half would be empty.
@@ -327,6 +334,22 @@ mod tests {
 
     fn l(blkno: u32, zmin: i64, zmax: i64) -> Listed {
         Listed { blkno, zmin, zmax }
+    }
+
+    #[test]
+    fn free_after_takes_the_aligned_tuple_and_its_line_pointer() {
+        assert_eq!(free_after(1000, 141), 1000 - 144 - 4);
+        assert_eq!(free_after(1000, 144), 1000 - 144 - 4);
+        assert_eq!(free_after(100, 141), 0);
+        // What is left decides the next tuple: 4 more of 141 bytes fit in
+        // 600 bytes (gap insert), the fifth does not.
+        let mut free = 600;
+        let mut taken = 0;
+        while fits(free, 141, Fill::Gap, 90) {
+            free = free_after(free, 141);
+            taken += 1;
+        }
+        assert_eq!(taken, 4);
     }
 
     #[test]

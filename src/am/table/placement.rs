@@ -10,8 +10,8 @@ use crate::core::counters::{bump, Counter};
 use crate::core::layout::Segment;
 use crate::core::options::IndexOptions;
 use crate::core::placement::{
-    count_keys_first, fits, place_capped, rows_per_page, split_floor, Decision, FreeSpaceMemo,
-    Listed,
+    count_keys_first, fits, free_after, place_capped, rows_per_page, split_floor, Decision,
+    FreeSpaceMemo, Listed,
 };
 use crate::pg::buffer::Pinned;
 use crate::pg::error::{codes, entry, guard, CpgStatus, PgError, PgResult};
@@ -140,8 +140,16 @@ fn decide(
                 Ok(free) => {
                     // SAFETY: the call above pinned buf for us.
                     let pin = unsafe { Pinned::adopt(buf) };
-                    FREE_MEMO.with(|m| m.borrow_mut().note(relid, b, free));
                     let room = fits(free, tuple_len, fill, ff);
+                    // The tuple is about to take its share of what was
+                    // seen: remembered, later rows of this backend skip
+                    // the block without a read once it is full.
+                    let left = if room {
+                        free_after(free, tuple_len)
+                    } else {
+                        free
+                    };
+                    FREE_MEMO.with(|m| m.borrow_mut().note(relid, b, left));
                     if room {
                         chosen = Some(pin);
                     }
