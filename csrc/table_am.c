@@ -325,14 +325,17 @@ place(Relation rel, TupleTableSlot *slot, BulkInsertState bistate, Buffer *pinne
 }
 
 /*
- * A one-tuple bulk-insert state around the pinned target: heap's
- * RelationGetBufferForTuple then takes that buffer as its target without
- * looking the block up in the buffer mapping table again. No access
+ * The bulk-insert state heap should use: the caller's, or, when placement
+ * handed over the pin of the chosen block, a one-tuple state around it
+ * (*bi, set up here): heap's RelationGetBufferForTuple then takes that
+ * buffer as its target without looking the block up again. No access
  * strategy, so buffers are read as for any insert.
  */
-static void
-handoff_begin(BulkInsertStateData *bi, Buffer pinned)
+static BulkInsertState
+handoff_begin(BulkInsertStateData *bi, Buffer pinned, BulkInsertState bistate)
 {
+	if (!BufferIsValid(pinned))
+		return bistate;
 	memset(bi, 0, sizeof(*bi));
 	bi->strategy = NULL;
 	bi->current_buf = pinned;
@@ -341,17 +344,21 @@ handoff_begin(BulkInsertStateData *bi, Buffer pinned)
 	bi->last_free = InvalidBlockNumber;
 	bi->already_extended_by = 0;
 #endif
+	return bi;
 }
 
 /*
- * Drops the state's pin. If the target had filled up meanwhile and heap
- * extended the table for this tuple, the pages it added beyond the one it
- * used were kept for the state, not put in the free space map: put them
- * there, as heap does without a state.
+ * After heap's insert through handoff_begin's state: drops its pin. If the
+ * target had filled up meanwhile and heap extended the table for this
+ * tuple, the pages it added beyond the one it used were kept for the
+ * state, not put in the free space map: put them there, as heap does
+ * without a state.
  */
 static void
-handoff_end(Relation rel, BulkInsertStateData *bi)
+handoff_end(Relation rel, BulkInsertStateData *bi, Buffer pinned)
 {
+	if (!BufferIsValid(pinned))
+		return;
 	if (BufferIsValid(bi->current_buf))
 		ReleaseBuffer(bi->current_buf);
 	bi->current_buf = InvalidBuffer;
@@ -371,38 +378,26 @@ static void
 cpg_tuple_insert(Relation rel, TupleTableSlot *slot, CommandId cid, int options,
 				 BulkInsertState bistate)
 {
+	BulkInsertStateData bi;
 	Buffer		pinned;
 
 	place(rel, slot, bistate, &pinned);
-	if (BufferIsValid(pinned))
-	{
-		BulkInsertStateData bi;
-
-		handoff_begin(&bi, pinned);
-		heap_routine->tuple_insert(rel, slot, cid, options, &bi);
-		handoff_end(rel, &bi);
-	}
-	else
-		heap_routine->tuple_insert(rel, slot, cid, options, bistate);
+	heap_routine->tuple_insert(rel, slot, cid, options,
+							   handoff_begin(&bi, pinned, bistate));
+	handoff_end(rel, &bi, pinned);
 }
 
 static void
 cpg_tuple_insert_speculative(Relation rel, TupleTableSlot *slot, CommandId cid,
 							 int options, BulkInsertState bistate, uint32 token)
 {
+	BulkInsertStateData bi;
 	Buffer		pinned;
 
 	place(rel, slot, bistate, &pinned);
-	if (BufferIsValid(pinned))
-	{
-		BulkInsertStateData bi;
-
-		handoff_begin(&bi, pinned);
-		heap_routine->tuple_insert_speculative(rel, slot, cid, options, &bi, token);
-		handoff_end(rel, &bi);
-	}
-	else
-		heap_routine->tuple_insert_speculative(rel, slot, cid, options, bistate, token);
+	heap_routine->tuple_insert_speculative(rel, slot, cid, options,
+										   handoff_begin(&bi, pinned, bistate), token);
+	handoff_end(rel, &bi, pinned);
 }
 
 /*
