@@ -22,13 +22,23 @@ extern int	cpg_heap_block_keys(Relation heap, BlockNumber blkno, AttrNumber attn
 								cpg_heap_key_cb cb, void *state);
 extern int	cpg_heap_block_current_keys(Relation heap, BlockNumber blkno, AttrNumber attno,
 										cpg_heap_key_cb cb, void *state);
+extern int	cpg_heap_block_placement_keys(Relation heap, BlockNumber blkno, AttrNumber attno,
+										  cpg_heap_key_cb cb, void *state);
 extern int	cpg_heap_block_roots(Relation heap, BlockNumber blkno, AttrNumber attno,
 								 OffsetNumber *offs, Datum *keys, bool *nulls);
 extern Oid	cpg_am_oid(const char *name);
 extern BlockNumber cpg_heap_nblocks(Relation heap);
 
+/* Which tuples block_keys reports. */
+typedef enum KeysOf
+{
+	KEYS_MAY_BE_SEEN,			/* not dead to every transaction */
+	KEYS_CURRENT,				/* ... nor recently dead */
+	KEYS_NEVER_DELETED_UNCHECKED	/* KEYS_MAY_BE_SEEN, plus aborted inserts */
+} KeysOf;
+
 static int	block_keys(Relation heap, BlockNumber blkno, AttrNumber attno,
-					   cpg_heap_key_cb cb, void *state, bool current_only);
+					   cpg_heap_key_cb cb, void *state, KeysOf which);
 
 /*
  * GetOldestNonRemovableTransactionId(heap), reused for up to 64 blocks of
@@ -73,7 +83,7 @@ int
 cpg_heap_block_keys(Relation heap, BlockNumber blkno, AttrNumber attno,
 					cpg_heap_key_cb cb, void *state)
 {
-	return block_keys(heap, blkno, attno, cb, state, false);
+	return block_keys(heap, blkno, attno, cb, state, KEYS_MAY_BE_SEEN);
 }
 
 /*
@@ -87,12 +97,36 @@ int
 cpg_heap_block_current_keys(Relation heap, BlockNumber blkno, AttrNumber attno,
 							cpg_heap_key_cb cb, void *state)
 {
-	return block_keys(heap, blkno, attno, cb, state, true);
+	return block_keys(heap, blkno, attno, cb, state, KEYS_CURRENT);
+}
+
+/*
+ * cpg_heap_block_keys for placement (a split's median and zones, counting a
+ * segment's rows): a tuple nobody ever deleted is reported without a
+ * visibility check, so an aborted insert not yet pruned counts too. Its
+ * key only widens a zone, which stays correct. What this saves is the
+ * check's hint bits: the first rows of a split read since a checkpoint
+ * would otherwise each dirty their page, and with data checksums (the
+ * default from PostgreSQL 18) WAL-log a full-page image of it.
+ */
+int
+cpg_heap_block_placement_keys(Relation heap, BlockNumber blkno, AttrNumber attno,
+							  cpg_heap_key_cb cb, void *state)
+{
+	return block_keys(heap, blkno, attno, cb, state, KEYS_NEVER_DELETED_UNCHECKED);
+}
+
+/* No transaction ever deleted or locked the tuple (as far as its header says). */
+static inline bool
+never_deleted(HeapTupleHeader t)
+{
+	return (t->t_infomask & HEAP_XMAX_INVALID) ||
+		!TransactionIdIsValid(HeapTupleHeaderGetRawXmax(t));
 }
 
 static int
 block_keys(Relation heap, BlockNumber blkno, AttrNumber attno,
-		   cpg_heap_key_cb cb, void *state, bool current_only)
+		   cpg_heap_key_cb cb, void *state, KeysOf which)
 {
 	TransactionId oldest = removable_horizon(heap);
 	Buffer		buf = ReadBuffer(heap, blkno);
@@ -117,16 +151,19 @@ block_keys(Relation heap, BlockNumber blkno, AttrNumber attno,
 		tup.t_len = ItemIdGetLength(iid);
 		tup.t_tableOid = RelationGetRelid(heap);
 		ItemPointerSet(&tup.t_self, blkno, off);
-		switch (HeapTupleSatisfiesVacuum(&tup, oldest, buf))
+		if (which != KEYS_NEVER_DELETED_UNCHECKED || !never_deleted(tup.t_data))
 		{
-			case HEAPTUPLE_DEAD:
-				continue;
-			case HEAPTUPLE_RECENTLY_DEAD:
-				if (current_only)
+			switch (HeapTupleSatisfiesVacuum(&tup, oldest, buf))
+			{
+				case HEAPTUPLE_DEAD:
 					continue;
-				break;
-			default:
-				break;
+				case HEAPTUPLE_RECENTLY_DEAD:
+					if (which == KEYS_CURRENT)
+						continue;
+					break;
+				default:
+					break;
+			}
 		}
 		key = heap_getattr(&tup, attno, RelationGetDescr(heap), &isnull);
 		cb(state, off, key, isnull);

@@ -77,6 +77,27 @@ pub fn block_current_keys(
     read_keys(sys::cpg_heap_block_current_keys, heap, blkno, attno, width)
 }
 
+/// [`block_keys`] for placement decisions (a split's median and zones, a
+/// segment's row count): tuples never deleted are reported without a
+/// visibility check, aborted inserts not yet pruned included. A key too
+/// many only widens a zone; the check it saves sets hint bits, which with
+/// data checksums WAL-logs a full image of each page first touched after a
+/// checkpoint.
+pub fn block_placement_keys(
+    heap: sys::Relation,
+    blkno: u32,
+    attno: i16,
+    width: u32,
+) -> PgResult<Vec<TupleKey>> {
+    read_keys(
+        sys::cpg_heap_block_placement_keys,
+        heap,
+        blkno,
+        attno,
+        width,
+    )
+}
+
 pub fn nblocks(heap: sys::Relation) -> PgResult<u32> {
     // SAFETY: heap is open.
     guard(|| unsafe { sys::cpg_heap_nblocks(heap) })

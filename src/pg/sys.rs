@@ -103,6 +103,15 @@ extern "C" {
         cb: HeapKeyCallback,
         state: *mut core::ffi::c_void,
     ) -> i32;
+    /// cpg_heap_block_keys plus never-deleted tuples unchecked (aborted
+    /// inserts included): no hint bits set.
+    pub fn cpg_heap_block_placement_keys(
+        heap: Relation,
+        blkno: BlockNumber,
+        attno: i16,
+        cb: HeapKeyCallback,
+        state: *mut core::ffi::c_void,
+    ) -> i32;
     /// OID of an access method by name (InvalidOid if missing).
     pub fn cpg_am_oid(name: *const core::ffi::c_char) -> Oid;
     /// Blocks in the main fork of a table.

@@ -1220,7 +1220,7 @@ pub fn split_exact(
 
     let mut per_block: Vec<(u32, Vec<i64>)> = Vec::new();
     for l in &seg.segs[si].listings {
-        let keys: Vec<i64> = crate::pg::heap::block_keys(heap, l.blkno, attno, width)?
+        let keys: Vec<i64> = crate::pg::heap::block_placement_keys(heap, l.blkno, attno, width)?
             .into_iter()
             .filter_map(|t| t.key)
             .filter(|&k| in_range(k))

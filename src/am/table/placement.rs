@@ -183,7 +183,7 @@ fn segment_keys(
     let width = rel::key_width(index)?;
     let mut keys = Vec::new();
     for l in &seg.listings {
-        for t in crate::pg::heap::block_keys(heap, l.blkno, attno, width)? {
+        for t in crate::pg::heap::block_placement_keys(heap, l.blkno, attno, width)? {
             if let Some(k) = t.key.filter(|&k| k >= seg.lo && hi.is_none_or(|h| k < h)) {
                 keys.push(k);
             }
@@ -341,7 +341,7 @@ pub fn predicted_major(heap: sys::Relation, index: sys::Relation, key: i64) -> P
             let b = l.blkno;
             // SAFETY: heap is open and b exists.
             let free = guard(|| unsafe { sys::cpg_heap_page_free(heap, b, std::ptr::null_mut()) })?;
-            let n = crate::pg::heap::block_keys(heap, b, attno, width)?
+            let n = crate::pg::heap::block_placement_keys(heap, b, attno, width)?
                 .len()
                 .max(1);
             ((8192 - 24usize).saturating_sub(free) / n)
