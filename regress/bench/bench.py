@@ -743,7 +743,8 @@ def cmd_measure():
     PROGRESS.start("prepare", "staging data")
     half = create_staging(n, order, seed)
     PROGRESS.done()
-    ab_n = min(n, env_int("BENCH_AB_N", 400000))
+    # By default at the load's own scale: the issue measures 1M rows side by side.
+    ab_n = min(n, env_int("BENCH_AB_N", n))
     if ab_n >= 2 * AB_ROUNDS * BATCH and all(v in available for v in AB_PAIR):
         PROGRESS.start("ab", "interleaved load")
         try:
@@ -1304,7 +1305,7 @@ BENCH_PG=15 BENCH_ORDER=ascending make bench
 | `BENCH_CK_WITH` | – | options of every `clustered_pk_index`, e.g. `split_threshold=8192` (default: the index defaults) |
 | `BENCH_DOCS` | 1 | 0: do not rewrite this page and `docs/bench/*.png` |
 | `BENCH_LOOKUP_N` | 1000000 | rows of the key-order lookup check (`regress/bench/lookup_check.sh`); 0 skips it |
-| `BENCH_AB_N` | 400000 | rows per table of the interleaved load (heap_btree and clustered taking turns); 0 skips it |
+| `BENCH_AB_N` | `BENCH_N` | rows per table of the interleaved load (heap_btree and clustered taking turns); 0 skips it |
 
 Outputs in `BENCH_OUT`: `results.json` (everything, including every sample),
 `results.md` (the tables below), `buffers_by_width.png`, `load_throughput.png`,

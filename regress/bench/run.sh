@@ -31,7 +31,7 @@
 #   BENCH_DOCS=0     do not copy plots to docs/bench/ nor write docs/benchmarks.md
 #   BENCH_LOOKUP_N   rows of the lookup check (default 1000000; 0 skips it)
 #   BENCH_AB_N       rows per table of the interleaved heap_btree / clustered
-#                    load (default 400000; 0 skips it)
+#                    load (default BENCH_N; 0 skips it)
 #   BENCH_LOOKUP_ONLY=1  build + lookup check only (`make bench-lookup`)
 set -euo pipefail
 
