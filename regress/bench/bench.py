@@ -631,12 +631,20 @@ def so_digest():
         return None
 
 
+# clustered_pg.auto_repack_naptime in run.sh's server settings.
+AUTO_NAPTIME = 2
+# Polls (2 s apart) without a new move before the worker counts as done:
+# longer than a segment's wait to become due plus two naptimes, so a pause
+# between rounds of the worker is not taken for its end.
+WORKER_QUIET_POLLS = (AUTO_INTERVAL + 2 * AUTO_NAPTIME) // 2 + 1
+
+
 def wait_for_worker(v, started):
     """clustered_auto: wait until the auto-repack worker has moved what it
     will move. Its moves show in pg_stat_user_tables.n_tup_del (it reports
     its statistics after every transaction); done when that count has grown
-    and then stayed put for 3 polls (the worker takes up a table again only
-    after its naptime), or after 600 s. Returns what happened."""
+    and then stayed put for WORKER_QUIET_POLLS polls, or after 600 s.
+    Returns what happened."""
     def dels():
         return int(psql_val(f"SELECT n_tup_del FROM pg_stat_user_tables WHERE relid = 'bench.{v}'::regclass;") or 0)
     base, last, still, grown = dels(), None, 0, False
@@ -646,10 +654,10 @@ def wait_for_worker(v, started):
         grown = grown or cur > base
         still = still + 1 if cur == last else 0
         last = cur
-        if grown and still >= 3:
+        if grown and still >= WORKER_QUIET_POLLS:
             break
     return {"rows_moved": (last or base) - base, "seconds": round(time.time() - started, 1),
-            "timed_out": not (grown and still >= 3)}
+            "timed_out": not (grown and still >= WORKER_QUIET_POLLS)}
 
 
 def vacuum_analyze(v):
@@ -1325,7 +1333,7 @@ PostgreSQL install with the same server settings.
 | `clustered` | `clustered_heap` | `clustered_pk_index` | none |
 | `clustered_pk` | `clustered_heap` | btree primary key + `clustered_pk_index` | none |
 | `clustered_repack` | `clustered_heap` | `clustered_pk_index` | `clustered_pg.repack()` after the load |
-| `clustered_auto` | `clustered_heap` | `clustered_pk_index` with `auto_repack_interval = {AUTO_INTERVAL}` | none by hand: the auto-repack worker (naptime 2 s); measured once it has stopped moving rows, after the load and after churn |
+| `clustered_auto` | `clustered_heap` | `clustered_pk_index` with `auto_repack_interval = {AUTO_INTERVAL}` | none by hand: the auto-repack worker (naptime {AUTO_NAPTIME} s); measured once it has stopped moving rows, after the load and after churn |
 
 Every other `clustered_pk_index` says `auto_repack_interval = 0`, so the
 worker leaves it alone. The `clustered*` variants run only when the
