@@ -19,22 +19,38 @@
 typedef void (*cpg_heap_key_cb) (void *state, uint16 offnum, Datum key, bool isnull);
 
 extern int	cpg_heap_block_keys(Relation heap, BlockNumber blkno, AttrNumber attno,
-								cpg_heap_key_cb cb, void *state);
-extern int	cpg_heap_block_current_keys(Relation heap, BlockNumber blkno, AttrNumber attno,
-										cpg_heap_key_cb cb, void *state);
-extern int	cpg_heap_block_placement_keys(Relation heap, BlockNumber blkno, AttrNumber attno,
-										  cpg_heap_key_cb cb, void *state);
+								int which, cpg_heap_key_cb cb, void *state);
 extern int	cpg_heap_block_roots(Relation heap, BlockNumber blkno, AttrNumber attno,
 								 OffsetNumber *offs, Datum *keys, bool *nulls);
 extern Oid	cpg_am_oid(const char *name);
 extern BlockNumber cpg_heap_nblocks(Relation heap);
 
-/* Which tuples block_keys reports. */
+/*
+ * Which tuples cpg_heap_block_keys reports (the values of pg::heap::KeysOf).
+ *
+ * KEYS_MAY_BE_SEEN: every tuple with storage not dead to every transaction
+ * (aborted inserts and pruned-away versions are skipped; in-progress and
+ * recently dead ones are included, as they may still be seen).
+ *
+ * KEYS_CURRENT: the same without recently dead tuples, the current version
+ * of each row (live, or being inserted or deleted by a transaction still
+ * running). What repack may move, and what says where a segment's rows are
+ * now: a block left with only old versions no longer counts, even before
+ * VACUUM drops it from the map.
+ *
+ * KEYS_NEVER_DELETED_UNCHECKED: KEYS_MAY_BE_SEEN for placement (a split's
+ * median and zones, counting a segment's rows): a tuple nobody ever deleted
+ * is reported without a visibility check, so an aborted insert not yet
+ * pruned counts too. Its key only widens a zone, which stays correct. What
+ * this saves is the check's hint bits: the first rows of a split read since
+ * a checkpoint would otherwise each dirty their page, and with data
+ * checksums (the default from PostgreSQL 18) WAL-log a full-page image.
+ */
 typedef enum KeysOf
 {
-	KEYS_MAY_BE_SEEN,			/* not dead to every transaction */
-	KEYS_CURRENT,				/* ... nor recently dead */
-	KEYS_NEVER_DELETED_UNCHECKED	/* KEYS_MAY_BE_SEEN, plus aborted inserts */
+	KEYS_MAY_BE_SEEN = 0,
+	KEYS_CURRENT = 1,
+	KEYS_NEVER_DELETED_UNCHECKED = 2
 } KeysOf;
 
 static int	block_keys(Relation heap, BlockNumber blkno, AttrNumber attno,
@@ -74,46 +90,16 @@ removable_horizon(Relation heap)
 }
 
 /*
- * Calls cb for every tuple with storage in the block that is not dead to
- * every transaction (aborted inserts and pruned-away versions are skipped;
- * in-progress and recently dead ones are included, as they may still be
- * seen). Returns the number of such tuples.
+ * Calls cb for every tuple of the block that `which` (a KeysOf) selects;
+ * returns how many.
  */
 int
 cpg_heap_block_keys(Relation heap, BlockNumber blkno, AttrNumber attno,
-					cpg_heap_key_cb cb, void *state)
+					int which, cpg_heap_key_cb cb, void *state)
 {
-	return block_keys(heap, blkno, attno, cb, state, KEYS_MAY_BE_SEEN);
-}
-
-/*
- * The same without recently dead tuples: the current version of each row
- * (live, or being inserted or deleted by a transaction still running).
- * What repack may move, and what says where a segment's rows are now: a
- * block left with only old versions no longer counts, even before VACUUM
- * drops it from the map.
- */
-int
-cpg_heap_block_current_keys(Relation heap, BlockNumber blkno, AttrNumber attno,
-							cpg_heap_key_cb cb, void *state)
-{
-	return block_keys(heap, blkno, attno, cb, state, KEYS_CURRENT);
-}
-
-/*
- * cpg_heap_block_keys for placement (a split's median and zones, counting a
- * segment's rows): a tuple nobody ever deleted is reported without a
- * visibility check, so an aborted insert not yet pruned counts too. Its
- * key only widens a zone, which stays correct. What this saves is the
- * check's hint bits: the first rows of a split read since a checkpoint
- * would otherwise each dirty their page, and with data checksums (the
- * default from PostgreSQL 18) WAL-log a full-page image of it.
- */
-int
-cpg_heap_block_placement_keys(Relation heap, BlockNumber blkno, AttrNumber attno,
-							  cpg_heap_key_cb cb, void *state)
-{
-	return block_keys(heap, blkno, attno, cb, state, KEYS_NEVER_DELETED_UNCHECKED);
+	if (which < KEYS_MAY_BE_SEEN || which > KEYS_NEVER_DELETED_UNCHECKED)
+		elog(ERROR, "clustered_pg: unknown key selection %d", which);
+	return block_keys(heap, blkno, attno, cb, state, (KeysOf) which);
 }
 
 /* No transaction ever deleted or locked the tuple (as far as its header says). */

@@ -29,17 +29,17 @@ unsafe extern "C" fn collect(state: *mut c_void, offnum: u16, key: sys::Datum, i
     c.out.push(TupleKey { offnum, key });
 }
 
-/// A C reader of one block's keys (csrc/heap_util.c).
-type BlockReader = unsafe extern "C" fn(
-    sys::Relation,
-    sys::BlockNumber,
-    i16,
-    sys::HeapKeyCallback,
-    *mut c_void,
-) -> i32;
+/// Which tuples of a block `read_keys` reports (KeysOf in
+/// csrc/heap_util.c, which says more).
+#[derive(Clone, Copy)]
+enum KeysOf {
+    MayBeSeen = 0,
+    Current = 1,
+    NeverDeletedUnchecked = 2,
+}
 
 fn read_keys(
-    reader: BlockReader,
+    which: KeysOf,
     heap: sys::Relation,
     blkno: u32,
     attno: i16,
@@ -51,7 +51,7 @@ fn read_keys(
     };
     let cp = &mut c as *mut Collect as *mut c_void;
     // SAFETY: the callback only touches `c`, alive for the call.
-    guard(|| unsafe { reader(heap, blkno, attno, collect, cp) })?;
+    guard(|| unsafe { sys::cpg_heap_block_keys(heap, blkno, attno, which as i32, collect, cp) })?;
     Ok(c.out)
 }
 
@@ -63,7 +63,7 @@ pub fn block_keys(
     attno: i16,
     width: u32,
 ) -> PgResult<Vec<TupleKey>> {
-    read_keys(sys::cpg_heap_block_keys, heap, blkno, attno, width)
+    read_keys(KeysOf::MayBeSeen, heap, blkno, attno, width)
 }
 
 /// [`block_keys`] without recently dead tuples: the current version of
@@ -74,7 +74,7 @@ pub fn block_current_keys(
     attno: i16,
     width: u32,
 ) -> PgResult<Vec<TupleKey>> {
-    read_keys(sys::cpg_heap_block_current_keys, heap, blkno, attno, width)
+    read_keys(KeysOf::Current, heap, blkno, attno, width)
 }
 
 /// [`block_keys`] for placement decisions (a split's median and zones, a
@@ -89,13 +89,7 @@ pub fn block_placement_keys(
     attno: i16,
     width: u32,
 ) -> PgResult<Vec<TupleKey>> {
-    read_keys(
-        sys::cpg_heap_block_placement_keys,
-        heap,
-        blkno,
-        attno,
-        width,
-    )
+    read_keys(KeysOf::NeverDeletedUnchecked, heap, blkno, attno, width)
 }
 
 pub fn nblocks(heap: sys::Relation) -> PgResult<u32> {

@@ -87,28 +87,13 @@ pub type HeapKeyCallback =
     unsafe extern "C" fn(state: *mut core::ffi::c_void, offnum: u16, key: Datum, isnull: bool);
 
 extern "C" {
-    /// Calls `cb` for every tuple in `blkno` not dead to all; returns how many.
+    /// Calls `cb` for every tuple in `blkno` that `which` (pg::heap::KeysOf)
+    /// selects; returns how many.
     pub fn cpg_heap_block_keys(
         heap: Relation,
         blkno: BlockNumber,
         attno: i16,
-        cb: HeapKeyCallback,
-        state: *mut core::ffi::c_void,
-    ) -> i32;
-    /// The same without recently dead tuples (current versions only).
-    pub fn cpg_heap_block_current_keys(
-        heap: Relation,
-        blkno: BlockNumber,
-        attno: i16,
-        cb: HeapKeyCallback,
-        state: *mut core::ffi::c_void,
-    ) -> i32;
-    /// cpg_heap_block_keys plus never-deleted tuples unchecked (aborted
-    /// inserts included): no hint bits set.
-    pub fn cpg_heap_block_placement_keys(
-        heap: Relation,
-        blkno: BlockNumber,
-        attno: i16,
+        which: i32,
         cb: HeapKeyCallback,
         state: *mut core::ffi::c_void,
     ) -> i32;
