@@ -76,3 +76,70 @@ cpg_generic_log(Relation rel, int npages, const Buffer *buffers,
 		END_CRIT_SECTION();
 	}
 }
+
+extern void cpg_generic_log_delta(Relation rel, Buffer buffer,
+								  const char *delta, int delta_len);
+
+/*
+ * Applies a delta (the generic format: offset, length, bytes) straight to
+ * a page the caller holds locked exclusively, and logs that delta as the
+ * record. For changes of a few known fields, such as row counts at commit:
+ * no image of the page is copied or compared, so only the cache lines
+ * edited are touched.
+ *
+ * Every fragment must lie on the page and outside its hole, which redo
+ * zeroes after applying them; that is checked before the critical section,
+ * where an error would be a PANIC.
+ */
+void
+cpg_generic_log_delta(Relation rel, Buffer buffer, const char *delta,
+					  int delta_len)
+{
+	Page		page = BufferGetPage(buffer);
+	PageHeader	hdr = (PageHeader) page;
+	int			at = 0;
+
+	/* XLogRegisterBufData refuses (inside the critical section) more */
+	if (delta_len < 0 || delta_len > PG_UINT16_MAX)
+		elog(ERROR, "clustered_pg: WAL delta of %d bytes", delta_len);
+	while (at < delta_len)
+	{
+		uint16		off,
+					len;
+
+		if (delta_len - at < 4)
+			elog(ERROR, "clustered_pg: truncated WAL delta fragment");
+		memcpy(&off, delta + at, sizeof(off));
+		memcpy(&len, delta + at + 2, sizeof(len));
+		if (delta_len - at - 4 < len || off + len > BLCKSZ ||
+			(off + len > hdr->pd_lower && off < hdr->pd_upper))
+			elog(ERROR, "clustered_pg: WAL delta fragment %u+%u outside the page's data",
+				 off, len);
+		at += 4 + len;
+	}
+
+	if (RelationNeedsWAL(rel))
+		XLogBeginInsert();
+	START_CRIT_SECTION();
+	for (at = 0; at < delta_len;)
+	{
+		uint16		off,
+					len;
+
+		memcpy(&off, delta + at, sizeof(off));
+		memcpy(&len, delta + at + 2, sizeof(len));
+		memcpy(page + off, delta + at + 4, len);
+		at += 4 + len;
+	}
+	MarkBufferDirty(buffer);
+	if (RelationNeedsWAL(rel))
+	{
+		XLogRecPtr	lsn;
+
+		XLogRegisterBuffer(0, buffer, REGBUF_STANDARD);
+		XLogRegisterBufData(0, unconstify(char *, delta), delta_len);
+		lsn = XLogInsert(RM_GENERIC_ID, 0);
+		PageSetLSN(page, lsn);
+	}
+	END_CRIT_SECTION();
+}

@@ -34,8 +34,21 @@ pub const DIR_MAGIC: u32 = 0x4350_4B44;
 /// the segment pages, 1 = the metapage lists directory pages that list the
 /// segment pages.
 pub const MAX_DIR_LEVELS: u32 = 1;
-/// Bumped whenever the byte layout changes; old indexes then need REINDEX.
+/// Bumped whenever the byte layout of metapages and directory pages
+/// changes; old indexes then need REINDEX.
 pub const LAYOUT_VERSION: u32 = 1;
+/// Segment pages as first written: segments packed right after the page's
+/// header, found by walking every header before the key's. Still read and
+/// updated in place; a page is rewritten as [`SEG_LAYOUT_SLOTTED`] the next
+/// time it is re-encoded (split, VACUUM, repack), so no REINDEX is needed.
+pub const SEG_LAYOUT_PACKED: u32 = 1;
+/// Segment pages with a slot array (each segment's offset, `u16`) between
+/// the page's header and its segments: a lookup binary-searches the slots
+/// instead of walking the headers before its key, which on the insert path
+/// was a tenth of a row's time (a page holds up to hundreds of segments).
+/// The segments themselves stay packed and in key order, so a sequential
+/// walk reads them exactly as in [`SEG_LAYOUT_PACKED`].
+pub const SEG_LAYOUT_SLOTTED: u32 = 2;
 
 /// Metapage flag: the map could not record a tuple (directory full, or one
 /// key in more blocks than a page lists). Scans then read every heap block
@@ -67,7 +80,7 @@ impl fmt::Display for LayoutError {
             LayoutError::BadMagic => write!(f, "bad magic number"),
             LayoutError::UnknownVersion { found } => write!(
                 f,
-                "unknown layout version {found} (this build reads version {LAYOUT_VERSION})"
+                "unknown layout version {found} (this build reads metapages and directory pages of version {LAYOUT_VERSION}, segment pages of versions {SEG_LAYOUT_PACKED} and {SEG_LAYOUT_SLOTTED})"
             ),
             LayoutError::Corrupt(what) => write!(f, "corrupt page: {what}"),
         }
@@ -99,6 +112,12 @@ impl std::error::Error for Full {}
 // Byte helpers. Bounds are checked by the callers (lengths are validated
 // before any field is read), so these may index directly.
 
+pub(crate) fn get_u16(b: &[u8], off: usize) -> u16 {
+    u16::from_le_bytes(b[off..off + 2].try_into().expect("2 bytes"))
+}
+pub(crate) fn put_u16(b: &mut [u8], off: usize, v: u16) {
+    b[off..off + 2].copy_from_slice(&v.to_le_bytes());
+}
 pub(crate) fn get_u32(b: &[u8], off: usize) -> u32 {
     u32::from_le_bytes(b[off..off + 4].try_into().expect("4 bytes"))
 }
@@ -765,14 +784,59 @@ impl Segment {
     }
 }
 
-/// Checks a segment page's magic, version and header; returns the bytes in
-/// use and the number of segments.
-pub(crate) fn seg_page_header(buf: &[u8]) -> Result<(usize, usize), LayoutError> {
-    check_magic_version(buf, SEG_MAGIC)?;
+/// Bytes of a slot array for `nsegs` segments, padded to 8 so the segment
+/// headers after it keep the alignment they had in the packed layout.
+pub const fn slot_area(nsegs: usize) -> usize {
+    (nsegs * 2 + 7) & !7
+}
+
+/// What a segment page's header says, checked: how to find its segments.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct SegPageView {
+    /// Bytes of the content region in use (the page header included).
+    pub used: usize,
+    pub nsegs: usize,
+    /// [`SEG_LAYOUT_SLOTTED`]: the slot array holds each segment's offset.
+    pub slotted: bool,
+}
+
+impl SegPageView {
+    /// Offset of the first segment's header.
+    pub fn first(&self) -> usize {
+        SegPageHeader::SIZE
+            + if self.slotted {
+                slot_area(self.nsegs)
+            } else {
+                0
+            }
+    }
+
+    /// Offset of segment `i`'s header as its slot says (slotted pages only),
+    /// checked to leave room for the header within the bytes in use.
+    pub fn slot(&self, buf: &[u8], i: usize) -> Result<usize, LayoutError> {
+        debug_assert!(self.slotted && i < self.nsegs);
+        let off = get_u16(buf, SegPageHeader::SIZE + 2 * i) as usize;
+        if off < self.first() || off + SegHeader::SIZE > self.used {
+            return Err(LayoutError::Corrupt("segment slot out of range"));
+        }
+        Ok(off)
+    }
+}
+
+/// Checks a segment page's magic, version and header.
+pub(crate) fn seg_page_header(buf: &[u8]) -> Result<SegPageView, LayoutError> {
     if buf.len() < SegPageHeader::SIZE {
         return Err(LayoutError::Corrupt("segment page shorter than its header"));
     }
+    if get_u32(buf, 0) != SEG_MAGIC {
+        return Err(LayoutError::BadMagic);
+    }
     let h = SegPageHeader::read(buf);
+    let slotted = match h.layout_version {
+        SEG_LAYOUT_PACKED => false,
+        SEG_LAYOUT_SLOTTED => true,
+        found => return Err(LayoutError::UnknownVersion { found }),
+    };
     let used = h.used as usize;
     if used > CONTENT_SIZE || used > buf.len() || used < SegPageHeader::SIZE {
         return Err(LayoutError::Corrupt("segment page used size out of range"));
@@ -780,7 +844,17 @@ pub(crate) fn seg_page_header(buf: &[u8]) -> Result<(usize, usize), LayoutError>
     if h.nsegs == 0 {
         return Err(LayoutError::Corrupt("segment page without segments"));
     }
-    Ok((used, h.nsegs as usize))
+    let view = SegPageView {
+        used,
+        nsegs: h.nsegs as usize,
+        slotted,
+    };
+    if view.first() > used {
+        return Err(LayoutError::Corrupt(
+            "segment page slots exceed its used size",
+        ));
+    }
+    Ok(view)
 }
 
 /// Owned form of a segment page.
@@ -794,10 +868,19 @@ pub struct SegPage {
 impl SegPage {
     /// Listings a page can hold when it has a single segment.
     pub const MAX_LISTINGS_ONE_SEGMENT: usize =
-        (CONTENT_SIZE - SegPageHeader::SIZE - SegHeader::SIZE) / Listing::SIZE;
+        (CONTENT_SIZE - SegPageHeader::SIZE - slot_area(1) - SegHeader::SIZE) / Listing::SIZE;
+
+    /// Bytes a page of `nsegs` segments whose headers and listings take
+    /// `body` bytes uses, in the layout this build writes.
+    pub const fn encoded_len_of(nsegs: usize, body: usize) -> usize {
+        SegPageHeader::SIZE + slot_area(nsegs) + body
+    }
 
     pub fn encoded_len(&self) -> usize {
-        SegPageHeader::SIZE + self.segs.iter().map(Segment::encoded_len).sum::<usize>()
+        SegPage::encoded_len_of(
+            self.segs.len(),
+            self.segs.iter().map(Segment::encoded_len).sum::<usize>(),
+        )
     }
 
     pub fn fits(&self) -> bool {
@@ -810,22 +893,40 @@ impl SegPage {
     }
 
     /// Writes the page content into `buf`, zeroing the rest; returns the
-    /// bytes in use.
+    /// bytes in use. The layout is [`SEG_LAYOUT_SLOTTED`]; a page decoded
+    /// from a packed page filled beyond what the slots leave room for (an
+    /// earlier build could fill all of it) is written packed again, so
+    /// VACUUM and count updates never fail on it. Every decision that adds
+    /// to a page ([`SegPage::fits`], the in-place room check) counts the
+    /// slots, so such a page is split, and converted, by its next addition.
     pub fn encode_into(&self, buf: &mut [u8]) -> Result<usize, Full> {
-        let needed = self.encoded_len();
         let available = buf.len().min(CONTENT_SIZE);
-        if needed > available {
-            return Err(Full { needed, available });
-        }
+        let body: usize = self.segs.iter().map(Segment::encoded_len).sum();
+        let slotted = SegPage::encoded_len_of(self.segs.len(), body);
+        let (version, slots) = if slotted <= available {
+            (SEG_LAYOUT_SLOTTED, slot_area(self.segs.len()))
+        } else if SegPageHeader::SIZE + body <= available {
+            (SEG_LAYOUT_PACKED, 0)
+        } else {
+            return Err(Full {
+                needed: slotted,
+                available,
+            });
+        };
+        let needed = SegPageHeader::SIZE + slots + body;
         SegPageHeader {
             magic: SEG_MAGIC,
-            layout_version: LAYOUT_VERSION,
+            layout_version: version,
             nsegs: self.segs.len() as u32,
             used: needed as u32,
         }
         .write(buf);
-        let mut off = SegPageHeader::SIZE;
-        for s in &self.segs {
+        let mut off = SegPageHeader::SIZE + slots;
+        buf[SegPageHeader::SIZE..off].fill(0);
+        for (i, s) in self.segs.iter().enumerate() {
+            if slots > 0 {
+                put_u16(buf, SegPageHeader::SIZE + 2 * i, off as u16);
+            }
             SegHeader {
                 lo: s.lo,
                 segment_id: s.id,
@@ -847,16 +948,36 @@ impl SegPage {
         Ok(off)
     }
 
+    /// Writes the page in the [`SEG_LAYOUT_PACKED`] layout earlier builds
+    /// wrote (no slots), for tests that old pages still read and update.
+    #[cfg(test)]
+    pub(crate) fn encode_packed_into(&self, buf: &mut [u8]) -> usize {
+        let body: usize = self.segs.iter().map(Segment::encoded_len).sum();
+        // A buffer too small for the slots makes encode_into write packed.
+        let mut tmp = vec![0u8; SegPageHeader::SIZE + body];
+        let used = self.encode_into(&mut tmp).expect("fits packed");
+        assert_eq!(get_u32(&tmp, 4), SEG_LAYOUT_PACKED);
+        buf[..used].copy_from_slice(&tmp);
+        buf[used..].fill(0);
+        used
+    }
+
     /// Decodes and checks the structure (sizes, ordering). The per-segment
     /// uniqueness of blocks is left to [`SegPage::validate`] because it is
     /// not needed to read the page safely and costs a sort.
     pub fn decode(buf: &[u8]) -> Result<SegPage, LayoutError> {
-        let (used, nsegs) = seg_page_header(buf)?;
+        let view = seg_page_header(buf)?;
+        let (used, nsegs) = (view.used, view.nsegs);
         let mut segs = Vec::with_capacity(nsegs);
-        let mut off = SegPageHeader::SIZE;
-        for _ in 0..nsegs {
+        let mut off = view.first();
+        for i in 0..nsegs {
             if off + SegHeader::SIZE > used {
                 return Err(LayoutError::Corrupt("segment header truncated"));
+            }
+            if view.slotted && view.slot(buf, i)? != off {
+                return Err(LayoutError::Corrupt(
+                    "segment slot does not match its segment",
+                ));
             }
             let sh = SegHeader::read(&buf[off..]);
             off += SegHeader::SIZE;
@@ -998,7 +1119,8 @@ mod tests {
     fn sizes_and_capacities() {
         assert_eq!(CONTENT_SIZE, 8160);
         assert_eq!(Meta::DIR_CAPACITY, 505);
-        assert_eq!(SegPage::MAX_LISTINGS_ONE_SEGMENT, 506);
+        assert_eq!(SegPage::MAX_LISTINGS_ONE_SEGMENT, 505);
+        assert_eq!((slot_area(1), slot_area(4), slot_area(5)), (8, 8, 16));
     }
 
     #[test]
@@ -1026,7 +1148,7 @@ mod tests {
         let mut buf = vec![0xAAu8; CONTENT_SIZE];
         let used = p.encode_into(&mut buf).unwrap();
         assert_eq!(used, p.encoded_len());
-        assert_eq!(used, 16 + 2 * 48 + 4 * 16);
+        assert_eq!(used, 16 + 8 + 2 * 48 + 4 * 16);
         let back = SegPage::decode(&buf).unwrap();
         assert_eq!(back, p);
         back.validate().unwrap();
@@ -1034,6 +1156,44 @@ mod tests {
         back.encode_into(&mut buf2).unwrap();
         assert_eq!(buf, buf2);
         assert!(buf[used..].iter().all(|&b| b == 0));
+    }
+
+    #[test]
+    fn packed_page_reads_back_and_rewrites_slotted() {
+        let p = sample_page();
+        let mut old = vec![0xAAu8; CONTENT_SIZE];
+        let used = p.encode_packed_into(&mut old);
+        assert_eq!(used, 16 + 2 * 48 + 4 * 16);
+        assert_eq!(get_u32(&old, 4), SEG_LAYOUT_PACKED);
+        let back = SegPage::decode(&old).unwrap();
+        assert_eq!(back, p);
+        let mut new = vec![0u8; CONTENT_SIZE];
+        back.encode_into(&mut new).unwrap();
+        assert_eq!(get_u32(&new, 4), SEG_LAYOUT_SLOTTED);
+        assert_eq!(SegPage::decode(&new).unwrap(), p);
+    }
+
+    #[test]
+    fn full_packed_page_stays_packed() {
+        // An earlier build could fill a packed page to the last byte; such a
+        // page has no room for slots and is written back packed.
+        let seg = Segment {
+            listings: (0..506u32)
+                .map(|b| Listing::from_bounds(i64::from(b), i64::from(b), b))
+                .collect(),
+            ..Segment::new(i64::MIN, 1, 0)
+        };
+        let p = SegPage { segs: vec![seg] };
+        assert!(!p.fits());
+        let mut buf = vec![0u8; CONTENT_SIZE];
+        assert_eq!(p.encode_into(&mut buf).unwrap(), CONTENT_SIZE);
+        assert_eq!(get_u32(&buf, 4), SEG_LAYOUT_PACKED);
+        assert_eq!(SegPage::decode(&buf).unwrap(), p);
+        let mut more = p.clone();
+        more.segs[0]
+            .listings
+            .push(Listing::from_bounds(600, 600, 600));
+        assert!(more.encode_into(&mut buf).is_err());
     }
 
     #[test]
@@ -1079,10 +1239,10 @@ mod tests {
         sample_page().encode_into(&mut buf).unwrap();
         assert_eq!(Meta::decode(&buf), Err(LayoutError::BadMagic));
         let mut b2 = buf.clone();
-        b2[4..8].copy_from_slice(&2u32.to_le_bytes());
+        b2[4..8].copy_from_slice(&3u32.to_le_bytes());
         assert_eq!(
             SegPage::decode(&b2),
-            Err(LayoutError::UnknownVersion { found: 2 })
+            Err(LayoutError::UnknownVersion { found: 3 })
         );
         let mut b3 = buf.clone();
         b3[0] ^= 1;
@@ -1117,7 +1277,17 @@ mod tests {
         ));
         // nlist larger than the page says.
         let mut b = buf.clone();
-        b[16 + 28..16 + 32].copy_from_slice(&1000u32.to_le_bytes());
+        b[24 + 28..24 + 32].copy_from_slice(&1000u32.to_le_bytes());
+        assert!(matches!(SegPage::decode(&b), Err(LayoutError::Corrupt(_))));
+        // A slot pointing elsewhere than its segment, or off the page.
+        for bad in [24u16, 200, 8000] {
+            let mut b = buf.clone();
+            b[18..20].copy_from_slice(&bad.to_le_bytes());
+            assert!(matches!(SegPage::decode(&b), Err(LayoutError::Corrupt(_))));
+        }
+        // More segments than the slots can have room for.
+        let mut b = buf.clone();
+        b[8..12].copy_from_slice(&4000u32.to_le_bytes());
         assert!(matches!(SegPage::decode(&b), Err(LayoutError::Corrupt(_))));
         // Used size lies.
         let mut b = buf.clone();

@@ -126,7 +126,10 @@ fn same_block(a: &[u8], b: &[u8]) -> bool {
     acc == 0
 }
 
-fn fragment(offset: usize, bytes: &[u8], out: &mut Vec<u8>) {
+/// Appends one fragment: `bytes` go to page offset `offset`. For deltas of
+/// known fields, built without comparing pages (`pg::buffer::log_delta`).
+pub fn fragment(offset: usize, bytes: &[u8], out: &mut Vec<u8>) {
+    debug_assert!(offset + bytes.len() <= BLCKSZ);
     out.extend_from_slice(&(offset as u16).to_ne_bytes());
     out.extend_from_slice(&(bytes.len() as u16).to_ne_bytes());
     out.extend_from_slice(bytes);

@@ -14,8 +14,8 @@ use std::fmt;
 use std::mem::offset_of;
 
 use super::layout::{
-    get_i64, get_u32, put_u32, DirEntry, LayoutError, Listing, Meta, SegHeader, SegPage,
-    SegPageHeader, Segment, CONTENT_SIZE,
+    get_i64, get_u16, get_u32, put_u16, put_u32, slot_area, DirEntry, LayoutError, Listing, Meta,
+    SegHeader, SegPage, SegPageHeader, SegPageView, Segment, CONTENT_SIZE,
 };
 
 /// Index of the directory entry (segment page) responsible for `key`.
@@ -519,13 +519,14 @@ pub fn build_pages_with(
     sorted: impl IntoIterator<Item = (i64, u32)>,
     p: &BuildParams,
 ) -> Result<(Vec<SegPage>, Vec<DirEntry>), BuildError> {
-    let min_page = SegPageHeader::SIZE + SegHeader::SIZE + Listing::SIZE;
+    let min_page = SegPage::encoded_len_of(1, SegHeader::SIZE + Listing::SIZE);
     let fill_limit = ((p.page_fill.clamp(0.0, 1.0) * CONTENT_SIZE as f64) as usize)
         .clamp(min_page, CONTENT_SIZE);
     let mut b = Builder {
         threshold: i64::from(p.split_threshold.max(1)),
         fill_limit,
-        max_seg_listings: (fill_limit - SegPageHeader::SIZE - SegHeader::SIZE) / Listing::SIZE,
+        max_seg_listings: (fill_limit - SegPage::encoded_len_of(1, SegHeader::SIZE))
+            / Listing::SIZE,
         now: p.now,
         next_id: p.first_segment_id,
         seg_lo: i64::MIN,
@@ -534,7 +535,7 @@ pub fn build_pages_with(
         index: HashMap::new(),
         last: None,
         page: SegPage::default(),
-        page_bytes: SegPageHeader::SIZE,
+        page_body: 0,
         pages: Vec::new(),
         any_segment: false,
     };
@@ -582,7 +583,8 @@ struct Builder {
     last: Option<(u32, usize)>,
     // Page being built.
     page: SegPage,
-    page_bytes: usize,
+    /// Bytes of the headers and listings of `page`'s segments.
+    page_body: usize,
     pages: Vec<SegPage>,
     any_segment: bool,
 }
@@ -664,11 +666,12 @@ impl Builder {
         self.seg_rows = 0;
         self.any_segment = true;
         let len = seg.encoded_len();
-        if !self.page.segs.is_empty() && self.page_bytes + len > self.fill_limit {
+        let with_it = SegPage::encoded_len_of(self.page.segs.len() + 1, self.page_body + len);
+        if !self.page.segs.is_empty() && with_it > self.fill_limit {
             self.pages.push(std::mem::take(&mut self.page));
-            self.page_bytes = SegPageHeader::SIZE;
+            self.page_body = 0;
         }
-        self.page_bytes += len;
+        self.page_body += len;
         self.page.segs.push(seg);
     }
 
@@ -896,7 +899,7 @@ pub fn check_tuple(
 // re-encoding a whole page for the common `Unchanged` case, and leaves the
 // bytes exactly as `SegPage::record` + `encode_into` would.
 
-fn raw_header(buf: &[u8]) -> Result<(usize, usize), LayoutError> {
+fn raw_header(buf: &[u8]) -> Result<SegPageView, LayoutError> {
     super::layout::seg_page_header(buf)
 }
 
@@ -913,19 +916,57 @@ fn raw_segment(buf: &[u8], off: usize, used: usize) -> Result<SegHeader, LayoutE
     Ok(h)
 }
 
-/// `(used, nsegs, offset of the owning segment, its index, its header)`.
-type RawLoc = (usize, usize, usize, usize, SegHeader);
+/// `(page view, offset of the owning segment, its index, its header)`.
+type RawLoc = (SegPageView, usize, usize, SegHeader);
 
 fn raw_find_segment(buf: &[u8], key: i64) -> Result<RawLoc, LayoutError> {
-    let (used, nsegs) = raw_header(buf)?;
-    // The walk reads only the two fields it needs per header (this runs for
-    // every inserted row, and pages hold hundreds of segments); the owner's
-    // full header is decoded once at the end.
-    let mut off = SegPageHeader::SIZE;
+    let v = raw_header(buf)?;
+    let (off, idx) = if v.slotted {
+        let idx = slot_search(buf, &v, 0, key)?;
+        (v.slot(buf, idx)?, idx)
+    } else {
+        walk_search(buf, &v, key)?
+    };
+    let h = raw_segment(buf, off, v.used)?;
+    if v.slotted && idx + 1 < v.nsegs {
+        // The next slot must point right after this segment's listings:
+        // a cheap check that slots and segments agree on every lookup.
+        let next = off + SegHeader::SIZE + h.nlist as usize * Listing::SIZE;
+        if v.slot(buf, idx + 1)? != next {
+            return Err(LayoutError::Corrupt(
+                "segment slot does not match its segment",
+            ));
+        }
+    }
+    Ok((v, off, idx, h))
+}
+
+/// Index of the segment owning `key` among segments `from..` of a slotted
+/// page, `from` being known to start at or below `key` (or 0): the last
+/// one whose `lo` is at or below `key`, the first one owning everything
+/// below the page's second segment.
+fn slot_search(buf: &[u8], v: &SegPageView, from: usize, key: i64) -> Result<usize, LayoutError> {
+    let lo_at = offset_of!(SegHeader, lo);
+    let (mut a, mut b) = (from + 1, v.nsegs);
+    while a < b {
+        let m = a + (b - a) / 2;
+        if get_i64(buf, v.slot(buf, m)? + lo_at) > key {
+            b = m;
+        } else {
+            a = m + 1;
+        }
+    }
+    Ok(a - 1)
+}
+
+/// [`slot_search`] for a packed page: reads the two fields it needs per
+/// header, in order, up to the first segment starting above `key`.
+fn walk_search(buf: &[u8], v: &SegPageView, key: i64) -> Result<(usize, usize), LayoutError> {
+    let mut off = v.first();
     let mut found = (off, 0usize);
     let mut prev_lo = i64::MIN;
-    for i in 0..nsegs {
-        let (lo, nlist) = raw_lo_nlist(buf, off, used)?;
+    for i in 0..v.nsegs {
+        let (lo, nlist) = raw_lo_nlist(buf, off, v.used)?;
         if i > 0 {
             if lo <= prev_lo {
                 return Err(LayoutError::Corrupt("segments not sorted by key"));
@@ -938,8 +979,7 @@ fn raw_find_segment(buf: &[u8], key: i64) -> Result<RawLoc, LayoutError> {
         prev_lo = lo;
         off += SegHeader::SIZE + nlist * Listing::SIZE;
     }
-    let h = raw_segment(buf, found.0, used)?;
-    Ok((used, nsegs, found.0, found.1, h))
+    Ok(found)
 }
 
 /// `lo` and the listing count of the segment header at `off`, checked like
@@ -976,7 +1016,8 @@ pub fn segment_in_place_at(
     buf: &[u8],
     key: i64,
 ) -> Result<(Segment, Option<i64>, usize), LayoutError> {
-    let (used, nsegs, off, idx, h) = raw_find_segment(buf, key)?;
+    let (v, off, idx, h) = raw_find_segment(buf, key)?;
+    let (used, nsegs) = (v.used, v.nsegs);
     let lst = off + SegHeader::SIZE;
     let listings = (0..h.nlist as usize)
         .map(|i| Listing::read(&buf[lst + i * Listing::SIZE..]))
@@ -1014,8 +1055,9 @@ pub fn covered_at(
     key: i64,
     blkno: u32,
 ) -> Result<Option<(i64, i64, bool)>, LayoutError> {
-    let (used, _) = raw_header(buf)?;
-    if off < SegPageHeader::SIZE || off >= used {
+    let v = raw_header(buf)?;
+    let used = v.used;
+    if off < v.first() || off >= used {
         return Ok(None);
     }
     let h = raw_segment(buf, off, used)?;
@@ -1033,7 +1075,7 @@ pub fn covered_at(
 
 /// Row count of the segment owning `key`, read from the encoded page.
 pub fn segment_rows_in_place(buf: &[u8], key: i64) -> Result<i64, LayoutError> {
-    let (_, _, _, _, h) = raw_find_segment(buf, key)?;
+    let (_, _, _, h) = raw_find_segment(buf, key)?;
     Ok(h.row_count)
 }
 
@@ -1041,7 +1083,7 @@ pub fn segment_rows_in_place(buf: &[u8], key: i64) -> Result<i64, LayoutError> {
 /// whether a listing of `blkno` already covers `key` (recording the key
 /// would change nothing but the row count).
 pub fn covered_in_place(buf: &[u8], key: i64, blkno: u32) -> Result<(i64, i64, bool), LayoutError> {
-    let (_, _, off, _, h) = raw_find_segment(buf, key)?;
+    let (_, off, _, h) = raw_find_segment(buf, key)?;
     Ok((
         h.segment_id,
         h.row_count,
@@ -1063,32 +1105,61 @@ fn listing_covers(buf: &[u8], off: usize, h: &SegHeader, key: i64, blkno: u32) -
 /// Adds `rows` to the row count of the segment owning `key` on the encoded
 /// page and sets its `updated_at` (pending counts of a transaction).
 pub fn add_rows_in_place(buf: &mut [u8], key: i64, rows: i64, now: i64) -> Result<(), LayoutError> {
-    let (_, _, off, _, mut h) = raw_find_segment(buf, key)?;
+    let (_, off, _, mut h) = raw_find_segment(buf, key)?;
     h.row_count = h.row_count.saturating_add(rows);
     h.updated_at = now;
     h.write(&mut buf[off..]);
     Ok(())
 }
 
-/// [`add_rows_in_place`] for many `(key, rows)` at once, in one walk of the
-/// page: the entries are sorted by key and each goes to the segment that
-/// owns its key (the last one starting at or below it, else the first).
-/// A transaction's pending counts reach a page this way at commit, and a
-/// walk per entry would read the page's headers once per segment touched.
+/// [`add_rows_in_place`] for many `(key, rows)` at once: the entries are
+/// sorted by key and each goes to the segment that owns its key (the last
+/// one starting at or below it, else the first). A transaction's pending
+/// counts reach a page this way at commit.
 pub fn add_rows_sorted_in_place(
     buf: &mut [u8],
     entries: &mut [(i64, i64)],
     now: i64,
 ) -> Result<(), LayoutError> {
-    if entries.is_empty() {
-        return Ok(());
+    let used = raw_header(buf)?.used;
+    for (off, rows) in count_targets(buf, entries)? {
+        let mut h = raw_segment(buf, off, used)?;
+        h.row_count = h.row_count.saturating_add(rows);
+        h.updated_at = now;
+        h.write(&mut buf[off..]);
     }
+    Ok(())
+}
+
+/// The segments owning the keys of `entries` (sorted here by key): the
+/// offset of each one's header on the encoded page and the rows it gets,
+/// one per segment, in page order. On a slotted page each is found by
+/// binary search among the segments from the previous one on (a
+/// transaction touches a few segments of a page holding hundreds); a
+/// packed page is walked once.
+pub fn count_targets(
+    buf: &[u8],
+    entries: &mut [(i64, i64)],
+) -> Result<Vec<(usize, i64)>, LayoutError> {
     entries.sort_unstable_by_key(|e| e.0);
-    let (used, nsegs) = raw_header(buf)?;
-    if nsegs == 0 {
-        return Err(LayoutError::Corrupt("segment page without segments"));
+    let v = raw_header(buf)?;
+    let (used, nsegs) = (v.used, v.nsegs);
+    let mut out: Vec<(usize, i64)> = Vec::with_capacity(entries.len());
+    let mut push = |off: usize, rows: i64| match out.last_mut() {
+        Some(last) if last.0 == off => last.1 = last.1.saturating_add(rows),
+        _ => out.push((off, rows)),
+    };
+    if v.slotted {
+        let mut idx = 0usize;
+        for &(key, rows) in entries.iter() {
+            idx = slot_search(buf, &v, idx, key)?;
+            let off = v.slot(buf, idx)?;
+            raw_segment(buf, off, used)?;
+            push(off, rows);
+        }
+        return Ok(out);
     }
-    let mut cur = SegPageHeader::SIZE;
+    let mut cur = v.first();
     let (mut cur_lo, mut cur_n) = raw_lo_nlist(buf, cur, used)?;
     let mut idx = 0usize;
     for &(key, rows) in entries.iter() {
@@ -1104,12 +1175,25 @@ pub fn add_rows_sorted_in_place(
             }
             (cur, cur_lo, cur_n, idx) = (next, lo, n, idx + 1);
         }
-        let mut h = raw_segment(buf, cur, used)?;
-        h.row_count = h.row_count.saturating_add(rows);
-        h.updated_at = now;
-        h.write(&mut buf[cur..]);
+        push(cur, rows);
     }
-    Ok(())
+    Ok(out)
+}
+
+/// The delta (generic WAL fragments, at page offsets: the content region
+/// starts at `base`) that adds each target's rows to its segment's row
+/// count and sets its `updated_at` to `now`: what
+/// [`add_rows_sorted_in_place`] changes, without an image of the page.
+pub fn count_delta(buf: &[u8], targets: &[(usize, i64)], now: i64, base: usize, out: &mut Vec<u8>) {
+    let (rc, upd) = (
+        offset_of!(SegHeader, row_count),
+        offset_of!(SegHeader, updated_at),
+    );
+    for &(off, rows) in targets {
+        let count = get_i64(buf, off + rc).saturating_add(rows);
+        super::page_delta::fragment(base + off + rc, &count.to_le_bytes(), out);
+        super::page_delta::fragment(base + off + upd, &now.to_le_bytes(), out);
+    }
 }
 
 /// [`SegPage::record`] on the encoded page content (the whole content
@@ -1133,7 +1217,8 @@ pub fn record_rows_in_place(
     now: i64,
     rows: i64,
 ) -> Result<(Recorded, usize), LayoutError> {
-    let (mut used, _, seg_off, _, mut h) = raw_find_segment(buf, key)?;
+    let (v, seg_off, seg_idx, mut h) = raw_find_segment(buf, key)?;
+    let mut used = v.used;
     let lst = seg_off + SegHeader::SIZE;
     let n = h.nlist as usize;
     let at = |i: usize| lst + i * Listing::SIZE;
@@ -1159,7 +1244,10 @@ pub fn record_rows_in_place(
             }
         }
         None => {
-            if used + Listing::SIZE > CONTENT_SIZE.min(buf.len()) {
+            // A packed page counts the slots it would take when rewritten,
+            // as SegPage::record does: it then splits and converts.
+            let slots = if v.slotted { 0 } else { slot_area(v.nsegs) };
+            if used + slots + Listing::SIZE > CONTENT_SIZE.min(buf.len()) {
                 return Ok((Recorded::NeedsSpace, used));
             }
             let q = (0..n)
@@ -1169,6 +1257,13 @@ pub fn record_rows_in_place(
             Listing::from_bounds(key, key, blkno).write(&mut buf[at(q)..]);
             used += Listing::SIZE;
             put_u32(buf, offset_of!(SegPageHeader, used), used as u32);
+            if v.slotted {
+                // The segments after this one moved up by a listing.
+                for j in seg_idx + 1..v.nsegs {
+                    let at = SegPageHeader::SIZE + 2 * j;
+                    put_u16(buf, at, get_u16(buf, at) + Listing::SIZE as u16);
+                }
+            }
             h.nlist += 1;
             Recorded::AddedListing
         }
@@ -1191,7 +1286,8 @@ pub fn candidates_in_place(
     if lo > hi {
         return Ok(());
     }
-    let (used, nsegs, mut off, first, _) = raw_find_segment(buf, lo)?;
+    let (v, mut off, first, _) = raw_find_segment(buf, lo)?;
+    let (used, nsegs) = (v.used, v.nsegs);
     for i in first..nsegs {
         let h = raw_segment(buf, off, used)?;
         if i > first && h.lo > hi {
@@ -1314,7 +1410,8 @@ mod tests {
         // Keys in listed blocks still work on a full page.
         assert_eq!(p.record(3, 3, 3), Recorded::Unchanged);
         assert_eq!(p.record(4, 3, 3), Recorded::Widened);
-        assert_eq!(p.encoded_len(), CONTENT_SIZE);
+        assert!(p.encoded_len() <= CONTENT_SIZE);
+        assert!(p.encoded_len() + Listing::SIZE > CONTENT_SIZE);
         round_trip(&p);
     }
 
@@ -1682,13 +1779,22 @@ mod tests {
 
     #[test]
     fn in_place_matches_owned_model() {
-        for seed in [1u64, 0xDEAD_BEEF, 99] {
+        // Both layouts: pages written by this build (slotted) and by earlier
+        // ones (packed), which are updated in place in their own layout.
+        let slotted = |p: &SegPage, b: &mut [u8]| p.encode_into(b).unwrap();
+        let packed = |p: &SegPage, b: &mut [u8]| p.encode_packed_into(b);
+        let layouts: [&dyn Fn(&SegPage, &mut [u8]) -> usize; 2] = [&slotted, &packed];
+        for (seed, encode) in [1u64, 0xDEAD_BEEF, 99]
+            .into_iter()
+            .flat_map(|s| layouts.iter().map(move |e| (s, e)))
+        {
             let mut rng = XorShift(seed);
             let (pages, _) =
-                build_pages((0..3000i64).map(|k| (k * 3, (k / 40) as u32)), 300, 0.5).unwrap();
+                build_pages((0..3000i64).map(|k| (k * 3, (k / 40) as u32)), 60, 0.5).unwrap();
             let mut page = pages[0].clone();
+            assert!(page.segs.len() > 20, "{}", page.segs.len());
             let mut buf = vec![0u8; CONTENT_SIZE];
-            page.encode_into(&mut buf).unwrap();
+            encode(&page, &mut buf);
             let top = page.segs.last().unwrap().lo + 2000;
             let mut outcomes = [0usize; 4];
             for step in 0..4000i64 {
@@ -1713,12 +1819,22 @@ mod tests {
                     s.row_count += 5;
                     s.updated_at = step;
                 }
-                assert_eq!(used, page.encoded_len());
+                let mut expect = vec![0u8; CONTENT_SIZE];
+                assert_eq!(used, encode(&page, &mut expect));
                 outcomes[want as usize] += 1;
                 if step % 97 == 0 {
-                    let mut expect = vec![0u8; CONTENT_SIZE];
-                    page.encode_into(&mut expect).unwrap();
                     assert_eq!(buf, expect, "step {step}");
+                    if step % 3 == 0 {
+                        let mut entries: Vec<(i64, i64)> =
+                            (0..6).map(|_| (rng.range(-500, top), 2)).collect();
+                        add_rows_sorted_in_place(&mut buf, &mut entries, step).unwrap();
+                        for &(k, r) in &entries {
+                            let i = page.find_segment(k);
+                            let s = &mut page.segs[i];
+                            s.row_count += r;
+                            s.updated_at = step;
+                        }
+                    }
                     let (a, z) = (rng.range(-600, top), rng.range(0, 3000));
                     let mut c = Vec::new();
                     candidates_in_place(&buf, a, a + z, &mut c).unwrap();
@@ -1740,7 +1856,8 @@ mod tests {
             Err(LayoutError::BadMagic)
         );
         SegPage::new_root(1, 0).encode_into(&mut buf).unwrap();
-        buf[16 + 28..16 + 32].copy_from_slice(&9999u32.to_le_bytes());
+        let nlist = 16 + slot_area(1) + 28;
+        buf[nlist..nlist + 4].copy_from_slice(&9999u32.to_le_bytes());
         assert!(matches!(
             record_in_place(&mut buf, 1, 1, 0),
             Err(LayoutError::Corrupt(_))
@@ -1753,6 +1870,67 @@ mod tests {
 #[cfg(test)]
 mod in_place_segment_tests {
     use super::*;
+    use crate::core::layout::{BLCKSZ, PAGE_HEADER_SIZE, SPECIAL_SIZE};
+    use crate::core::page_delta;
+
+    /// A whole page holding `p` (pd_lower at the end of the content), in
+    /// either layout.
+    fn whole_page(p: &SegPage, packed: bool) -> Vec<u8> {
+        let mut page = vec![0u8; BLCKSZ];
+        let content = &mut page[PAGE_HEADER_SIZE..PAGE_HEADER_SIZE + CONTENT_SIZE];
+        let used = if packed {
+            p.encode_packed_into(content)
+        } else {
+            p.encode_into(content).unwrap()
+        };
+        let lower = (PAGE_HEADER_SIZE + used) as u16;
+        let upper = (BLCKSZ - SPECIAL_SIZE) as u16;
+        page[12..14].copy_from_slice(&lower.to_ne_bytes());
+        page[14..16].copy_from_slice(&upper.to_ne_bytes());
+        page
+    }
+
+    #[test]
+    fn count_delta_replays_to_the_in_place_counts() {
+        let pairs: Vec<(i64, u32)> = (0..5000i64).map(|k| (k * 3, (k / 40) as u32)).collect();
+        let (pages, _dir) = build_pages(pairs, 64, 0.9).unwrap();
+        let mut x = 7u64;
+        for packed in [false, true] {
+            for round in 0..50i64 {
+                let page = whole_page(&pages[round as usize % pages.len()], packed);
+                let mut entries: Vec<(i64, i64)> = (0..1 + round % 9)
+                    .map(|_| {
+                        x ^= x << 13;
+                        x ^= x >> 7;
+                        x ^= x << 17;
+                        ((x % 16_000) as i64 - 500, 1 + (x % 3) as i64)
+                    })
+                    .collect();
+                let mut want = page.clone();
+                let content = PAGE_HEADER_SIZE..PAGE_HEADER_SIZE + CONTENT_SIZE;
+                add_rows_sorted_in_place(&mut want[content.clone()], &mut entries.clone(), round)
+                    .unwrap();
+                let targets = count_targets(&page[content.clone()], &mut entries).unwrap();
+                assert!(!targets.is_empty() && targets.len() <= entries.len());
+                assert!(
+                    targets.windows(2).all(|w| w[0].0 < w[1].0),
+                    "one per segment"
+                );
+                let mut delta = Vec::new();
+                count_delta(
+                    &page[content],
+                    &targets,
+                    round,
+                    PAGE_HEADER_SIZE,
+                    &mut delta,
+                );
+                assert_eq!(delta.len(), targets.len() * 2 * (4 + 8));
+                let mut replayed = page.clone();
+                page_delta::apply(&mut replayed, &delta);
+                assert_eq!(replayed, want, "packed {packed} round {round}");
+            }
+        }
+    }
 
     #[test]
     fn one_walk_adds_what_a_walk_per_entry_adds() {

@@ -55,6 +55,7 @@ impl Drop for Pinned {
 /// A pinned, locked buffer; dropped = unlocked and unpinned.
 pub struct LockedBuffer {
     buf: sys::Buffer,
+    lock: Lock,
 }
 
 impl LockedBuffer {
@@ -62,7 +63,7 @@ impl LockedBuffer {
     pub fn read(rel: sys::Relation, blkno: u32, lock: Lock) -> PgResult<Self> {
         // SAFETY: rel is an open relation; ReadBuffer may ereport.
         let buf = guard(|| unsafe { sys::cpg_read_buffer(rel, blkno) })?;
-        let this = LockedBuffer { buf };
+        let this = LockedBuffer { buf, lock };
         let mode = lock.mode();
         // SAFETY: we hold a pin on buf.
         guard(|| unsafe { sys::LockBuffer(buf, mode) })?;
@@ -73,7 +74,10 @@ impl LockedBuffer {
     pub fn extend(rel: sys::Relation) -> PgResult<Self> {
         // SAFETY: rel is an open index.
         let buf = guard(|| unsafe { sys::cpg_extend_index(rel) })?;
-        Ok(LockedBuffer { buf })
+        Ok(LockedBuffer {
+            buf,
+            lock: Lock::Exclusive,
+        })
     }
 
     pub fn buffer(&self) -> sys::Buffer {
@@ -225,6 +229,29 @@ impl XLogRecord {
         })?;
         Ok(())
     }
+}
+
+/// Changes `buf` (locked exclusively) by `delta`, fragments in the generic
+/// WAL format (`core::page_delta`), and logs that delta as one generic
+/// record. For a few known fields of a page: unlike [`XLogRecord`] it
+/// copies and compares no page image. The C side refuses, before changing
+/// anything, a fragment off the page or in its hole.
+pub fn log_delta(rel: sys::Relation, buf: &LockedBuffer, delta: &[u8]) -> PgResult<()> {
+    if delta.is_empty() {
+        return Ok(());
+    }
+    if buf.lock != Lock::Exclusive {
+        return Err(crate::pg::error::PgError::new(
+            crate::pg::error::codes::INTERNAL_ERROR,
+            "clustered_pg: page change logged without an exclusive lock",
+        ));
+    }
+    let (b, len) = (buf.buffer(), delta.len() as std::ffi::c_int);
+    // SAFETY: the buffer is pinned and exclusively locked (LockedBuffer
+    // taken with Lock::Exclusive by the caller); the delta outlives the call.
+    guard(|| unsafe {
+        sys::cpg_generic_log_delta(rel, b, delta.as_ptr() as *const std::ffi::c_char, len)
+    })
 }
 
 /// Size of a standard page header (SizeOfPageHeaderData).

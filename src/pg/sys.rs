@@ -46,6 +46,14 @@ extern "C" {
         deltas: *const *mut core::ffi::c_char,
         delta_lens: *const core::ffi::c_int,
     );
+    /// Applies a generic-format delta to a locked page and logs it as the
+    /// record (csrc/generic_wal.c): no page image.
+    pub fn cpg_generic_log_delta(
+        rel: Relation,
+        buffer: Buffer,
+        delta: *const core::ffi::c_char,
+        delta_len: core::ffi::c_int,
+    );
     /// A new zeroed block at the end of an index, exclusively locked.
     pub fn cpg_extend_index(index: Relation) -> Buffer;
     /// table_index_build_scan() (a static inline) with progress reporting.

@@ -22,10 +22,10 @@ use crate::core::ordered::Zone;
 use crate::core::pending::{group_by_page, PendingRows};
 use crate::core::recount::split_counts;
 use crate::core::segmap::{
-    add_rows_in_place, add_rows_sorted_in_place, covered_at, covered_in_place, find_page,
-    pick_split_key, record_rows_in_place, segment_in_place_at, Recorded,
+    count_delta, count_targets, covered_at, covered_in_place, find_page, pick_split_key,
+    record_rows_in_place, segment_in_place_at, Recorded,
 };
-use crate::pg::buffer::{Lock, LockedBuffer, XLogRecord};
+use crate::pg::buffer::{log_delta, Lock, LockedBuffer, XLogRecord};
 use crate::pg::error::{codes, guard, PgError, PgResult};
 use crate::pg::rel;
 use crate::pg::sys;
@@ -767,11 +767,7 @@ fn record_rows(index: sys::Relation, key: i64, blkno: u32, added: i64) -> PgResu
                 // transaction would otherwise open the index again at
                 // commit and descend the map to write the same record.
                 COUNTED_AT_ONCE.with(|c| c.borrow_mut().push(oid));
-                let mut x = XLogRecord::start(index)?;
-                let img = x.register(&seg_buf, false)?;
-                add_rows_in_place(content_mut(img), key, added, now)
-                    .map_err(|e| corrupt(index, "segment page", e))?;
-                return x.finish();
+                return add_counts(index, &seg_buf, &mut [(key, added)], now);
             }
             let mut x = XLogRecord::start(index)?;
             let img = x.register(&seg_buf, false)?;
@@ -786,6 +782,24 @@ fn record_rows(index: sys::Relation, key: i64, blkno: u32, added: i64) -> PgResu
     }
     // Structural path: split what is full, then record.
     restructure_and_record(index, key, blkno, now, threshold, added)
+}
+
+/// Adds `(key, rows)` to the row counts of the segments owning the keys on
+/// the exclusively locked segment page, as one generic record of just those
+/// fields (`log_delta`): the page is neither copied nor compared, so only
+/// the cache lines of the headers changed are touched.
+fn add_counts(
+    index: sys::Relation,
+    seg_buf: &LockedBuffer,
+    entries: &mut [(i64, i64)],
+    now: i64,
+) -> PgResult<()> {
+    let page = seg_buf.page();
+    let targets =
+        count_targets(content(page), entries).map_err(|e| corrupt(index, "segment page", e))?;
+    let mut delta = Vec::with_capacity(targets.len() * 24);
+    count_delta(content(page), &targets, now, PAGE_HEADER_SIZE, &mut delta);
+    log_delta(index, seg_buf, &delta)
 }
 
 /// Transaction commit (pre-commit): adds the pending row counts to their
@@ -820,12 +834,8 @@ pub fn flush_pending() -> PgResult<()> {
         let leaves = leaves_for(index, &meta, pending.values().map(|e| e.min))?;
         for (i, entries) in group_by_page(&pending, |k| find_page(&leaves, k)) {
             let seg_buf = read_seg_buf(index, leaves[i].blkno, Lock::Exclusive)?;
-            let mut x = XLogRecord::start(index)?;
-            let img = x.register(&seg_buf, false)?;
             let mut entries = entries;
-            add_rows_sorted_in_place(content_mut(img), &mut entries, now)
-                .map_err(|e| corrupt(index, "segment page", e))?;
-            x.finish()?;
+            add_counts(index, &seg_buf, &mut entries, now)?;
         }
         drop(meta_buf);
     }
