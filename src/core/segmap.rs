@@ -1274,6 +1274,61 @@ pub fn record_rows_in_place(
     Ok((outcome, used))
 }
 
+/// The delta (generic WAL fragments at page offsets, the content region
+/// starting at `base`) of [`record_rows_in_place`] when recording `key` in
+/// `blkno` only widens a listing the segment already has: the listings
+/// between its old and new place and the header's count and `updated_at`.
+/// None when the change is anything else (a new listing shifts the page
+/// and goes through a page image; a covered key is a count delta).
+pub fn widen_delta(
+    buf: &[u8],
+    key: i64,
+    blkno: u32,
+    now: i64,
+    rows: i64,
+    base: usize,
+    out: &mut Vec<u8>,
+) -> Result<Option<Recorded>, LayoutError> {
+    let (_, seg_off, _, h) = raw_find_segment(buf, key)?;
+    let lst = seg_off + SegHeader::SIZE;
+    let n = h.nlist as usize;
+    let at = |i: usize| lst + i * Listing::SIZE;
+    let Some(i) = (0..n).find(|&i| get_u32(buf, at(i) + offset_of!(Listing, blkno)) == blkno)
+    else {
+        return Ok(None);
+    };
+    let l = Listing::read(&buf[at(i)..]);
+    if l.contains(key) {
+        return Ok(None);
+    }
+    let wider = Listing::from_bounds(l.zmin.min(key), l.zmax().max(key), blkno);
+    let new_key = (wider.zmin, wider.blkno);
+    let q = (0..n)
+        .filter(|&j| j != i && raw_listing_key(buf, at(j)) < new_key)
+        .count();
+    // The listings from the lower of the two places to the higher, as they
+    // will be: the others shift by one toward where the widened one was.
+    let (a, b) = (i.min(q), i.max(q));
+    let mut run = vec![0u8; (b - a + 1) * Listing::SIZE];
+    for (k, slot) in (a..=b).enumerate() {
+        let from = if slot == q {
+            None
+        } else if q < i {
+            Some(slot - 1)
+        } else {
+            Some(slot + 1)
+        };
+        let dst = &mut run[k * Listing::SIZE..(k + 1) * Listing::SIZE];
+        match from {
+            None => wider.write(dst),
+            Some(src) => dst.copy_from_slice(&buf[at(src)..at(src) + Listing::SIZE]),
+        }
+    }
+    super::page_delta::fragment(base + at(a), &run, out);
+    count_delta(buf, &[(seg_off, rows)], now, base, out);
+    Ok(Some(Recorded::Widened))
+}
+
 /// [`SegPage::candidates`] on the encoded page content, without decoding:
 /// appends the blocks whose zone meets `[lo, hi]` to `out`, possibly with
 /// duplicates (sort and dedup once after the last page).
@@ -1888,6 +1943,58 @@ mod in_place_segment_tests {
         page[12..14].copy_from_slice(&lower.to_ne_bytes());
         page[14..16].copy_from_slice(&upper.to_ne_bytes());
         page
+    }
+
+    #[test]
+    fn widen_delta_replays_to_the_in_place_record() {
+        let pairs: Vec<(i64, u32)> = (0..3000i64).map(|k| (k * 5, (k / 40) as u32)).collect();
+        let (pages, _dir) = build_pages(pairs, 64, 0.6).unwrap();
+        let mut x = 11u64;
+        let mut widened = 0;
+        for packed in [false, true] {
+            let mut page = whole_page(&pages[0], packed);
+            let content = PAGE_HEADER_SIZE..PAGE_HEADER_SIZE + CONTENT_SIZE;
+            let top = pages[0].segs.last().unwrap().lo + 400;
+            for step in 0..3000i64 {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                let key = (x % (top as u64 + 200)) as i64 - 100;
+                let blk = ((key.max(0) / 200) as u32 + (x >> 40) as u32 % 3).saturating_sub(1);
+                let mut delta = Vec::new();
+                let got = widen_delta(
+                    &page[content.clone()],
+                    key,
+                    blk,
+                    step,
+                    1,
+                    PAGE_HEADER_SIZE,
+                    &mut delta,
+                )
+                .unwrap();
+                let mut want = page.clone();
+                let (outcome, used) =
+                    record_rows_in_place(&mut want[content.clone()], key, blk, step, 1).unwrap();
+                let lower = (PAGE_HEADER_SIZE + used) as u16;
+                want[12..14].copy_from_slice(&lower.to_ne_bytes());
+                match got {
+                    Some(r) => {
+                        assert_eq!(r, outcome, "step {step}");
+                        widened += 1;
+                        page_delta::apply(&mut page, &delta);
+                        assert_eq!(page, want, "packed {packed} step {step}");
+                    }
+                    None => {
+                        assert!(delta.is_empty());
+                        assert_ne!(outcome, Recorded::Widened, "step {step}");
+                        if outcome != Recorded::NeedsSpace {
+                            page = want;
+                        }
+                    }
+                }
+            }
+        }
+        assert!(widened > 200, "{widened}");
     }
 
     #[test]

@@ -23,7 +23,7 @@ use crate::core::pending::{group_by_page, PendingRows};
 use crate::core::recount::split_counts;
 use crate::core::segmap::{
     count_delta, count_targets, covered_at, covered_in_place, find_page, pick_split_key,
-    record_rows_in_place, segment_in_place_at, Recorded,
+    record_rows_in_place, segment_in_place_at, widen_delta, Recorded,
 };
 use crate::pg::buffer::{log_delta, Lock, LockedBuffer, XLogRecord};
 use crate::pg::error::{codes, guard, PgError, PgResult};
@@ -768,6 +768,22 @@ fn record_rows(index: sys::Relation, key: i64, blkno: u32, added: i64) -> PgResu
                 // commit and descend the map to write the same record.
                 COUNTED_AT_ONCE.with(|c| c.borrow_mut().push(oid));
                 return add_counts(index, &seg_buf, &mut [(key, added)], now);
+            }
+            // A widened zone changes a few listings and the header: logged
+            // as those fields, without an image of the page.
+            let mut delta = Vec::with_capacity(128);
+            let widened = widen_delta(
+                content(seg_buf.page()),
+                key,
+                blkno,
+                now,
+                added,
+                PAGE_HEADER_SIZE,
+                &mut delta,
+            )
+            .map_err(|e| corrupt(index, "segment page", e))?;
+            if widened.is_some() {
+                return log_delta(index, &seg_buf, &delta);
             }
             let mut x = XLogRecord::start(index)?;
             let img = x.register(&seg_buf, false)?;
