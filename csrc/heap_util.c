@@ -16,6 +16,9 @@
 
 #include "cpg.h"
 
+/* csrc/recent_buffer.c */
+extern Buffer cpg_read_buffer(Relation rel, BlockNumber blkno);
+
 typedef void (*cpg_heap_key_cb) (void *state, uint16 offnum, Datum key, bool isnull);
 
 extern int	cpg_heap_block_keys(Relation heap, BlockNumber blkno, AttrNumber attno,
@@ -115,7 +118,7 @@ block_keys(Relation heap, BlockNumber blkno, AttrNumber attno,
 		   cpg_heap_key_cb cb, void *state, KeysOf which)
 {
 	TransactionId oldest = removable_horizon(heap);
-	Buffer		buf = ReadBuffer(heap, blkno);
+	Buffer		buf = cpg_read_buffer(heap, blkno);
 	Page		page;
 	OffsetNumber off,
 				maxoff;

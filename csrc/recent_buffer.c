@@ -18,7 +18,13 @@
 
 extern Buffer cpg_read_buffer(Relation rel, BlockNumber blkno);
 
-#define CPG_RECENT_SLOTS 8192
+/*
+ * A direct-mapped table hits for a block read at random among M blocks
+ * about S / (S + M) of the time: at 8,192 slots a 1M-row table's ~18,000
+ * heap pages missed two reads in three. 65,536 slots (768 kB of this
+ * backend's memory, touched only as used) hit ~80 % there.
+ */
+#define CPG_RECENT_SLOTS 65536
 
 typedef struct RecentSlot
 {
