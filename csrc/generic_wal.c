@@ -83,13 +83,15 @@ extern void cpg_generic_log_delta(Relation rel, Buffer buffer,
 /*
  * Applies a delta (the generic format: offset, length, bytes) straight to
  * a page the caller holds locked exclusively, and logs that delta as the
- * record. For changes of a few known fields, such as row counts at commit:
- * no image of the page is copied or compared, so only the cache lines
- * edited are touched.
+ * record. For changes whose bytes the caller knows, such as row counts and
+ * zone widenings: no image of the page is copied or compared, so only the
+ * cache lines edited are touched.
  *
- * Every fragment must lie on the page and outside its hole, which redo
- * zeroes after applying them; that is checked before the critical section,
- * where an error would be a PANIC.
+ * Every fragment must lie on the page and outside the hole the delta
+ * leaves (pd_lower and pd_upper as the delta sets them, if it does), which
+ * redo zeroes after applying the fragments; a fragment may not cover half
+ * of either field. That is checked before the critical section, where an
+ * error would be a PANIC.
  */
 void
 cpg_generic_log_delta(Relation rel, Buffer buffer, const char *delta,
@@ -97,24 +99,51 @@ cpg_generic_log_delta(Relation rel, Buffer buffer, const char *delta,
 {
 	Page		page = BufferGetPage(buffer);
 	PageHeader	hdr = (PageHeader) page;
-	int			at = 0;
+	LocationIndex lower = hdr->pd_lower;
+	LocationIndex upper = hdr->pd_upper;
+	int			at;
 
 	/* XLogRegisterBufData refuses (inside the critical section) more */
 	if (delta_len < 0 || delta_len > PG_UINT16_MAX)
 		elog(ERROR, "clustered_pg: WAL delta of %d bytes", delta_len);
-	while (at < delta_len)
+	for (at = 0; at < delta_len;)
 	{
 		uint16		off,
 					len;
+		int			f;
 
 		if (delta_len - at < 4)
 			elog(ERROR, "clustered_pg: truncated WAL delta fragment");
 		memcpy(&off, delta + at, sizeof(off));
 		memcpy(&len, delta + at + 2, sizeof(len));
-		if (delta_len - at - 4 < len || off + len > BLCKSZ ||
-			(off + len > hdr->pd_lower && off < hdr->pd_upper))
-			elog(ERROR, "clustered_pg: WAL delta fragment %u+%u outside the page's data",
-				 off, len);
+		if (delta_len - at - 4 < len || off + len > BLCKSZ)
+			elog(ERROR, "clustered_pg: WAL delta fragment %u+%u off the page", off, len);
+		for (f = 0; f < 2; f++)
+		{
+			int			field = f == 0 ? offsetof(PageHeaderData, pd_lower)
+				: offsetof(PageHeaderData, pd_upper);
+			int			width = sizeof(LocationIndex);
+
+			if (off + len <= field || off >= field + width)
+				continue;
+			if (off > field || off + len < field + width)
+				elog(ERROR, "clustered_pg: WAL delta fragment %u+%u splits a page header field",
+					 off, len);
+			memcpy(f == 0 ? &lower : &upper, delta + at + 4 + (field - off), width);
+		}
+		at += 4 + len;
+	}
+	if (lower < SizeOfPageHeaderData || lower > upper || upper > BLCKSZ)
+		elog(ERROR, "clustered_pg: WAL delta leaves pd_lower %u, pd_upper %u", lower, upper);
+	for (at = 0; at < delta_len;)
+	{
+		uint16		off,
+					len;
+
+		memcpy(&off, delta + at, sizeof(off));
+		memcpy(&len, delta + at + 2, sizeof(len));
+		if (off + len > lower && off < upper)
+			elog(ERROR, "clustered_pg: WAL delta fragment %u+%u in the page's hole", off, len);
 		at += 4 + len;
 	}
 

@@ -23,7 +23,7 @@ use crate::core::pending::{group_by_page, PendingRows};
 use crate::core::recount::split_counts;
 use crate::core::segmap::{
     count_delta, count_targets, covered_at, covered_in_place, find_page, pick_split_key,
-    record_rows_in_place, segment_in_place_at, widen_delta, Recorded,
+    record_delta, segment_in_place_at, Recorded,
 };
 use crate::pg::buffer::{log_delta, Lock, LockedBuffer, XLogRecord};
 use crate::pg::error::{codes, guard, PgError, PgResult};
@@ -769,10 +769,11 @@ fn record_rows(index: sys::Relation, key: i64, blkno: u32, added: i64) -> PgResu
                 COUNTED_AT_ONCE.with(|c| c.borrow_mut().push(oid));
                 return add_counts(index, &seg_buf, &mut [(key, added)], now);
             }
-            // A widened zone changes a few listings and the header: logged
-            // as those fields, without an image of the page.
+            // The change is logged as the fields it touches (the listings it
+            // moves, the header, and for a new listing the page's tail),
+            // without an image of the page.
             let mut delta = Vec::with_capacity(128);
-            let widened = widen_delta(
+            let (outcome, _) = record_delta(
                 content(seg_buf.page()),
                 key,
                 blkno,
@@ -782,18 +783,9 @@ fn record_rows(index: sys::Relation, key: i64, blkno: u32, added: i64) -> PgResu
                 &mut delta,
             )
             .map_err(|e| corrupt(index, "segment page", e))?;
-            if widened.is_some() {
+            if outcome != Recorded::NeedsSpace {
                 return log_delta(index, &seg_buf, &delta);
             }
-            let mut x = XLogRecord::start(index)?;
-            let img = x.register(&seg_buf, false)?;
-            let (outcome, used) = record_rows_in_place(content_mut(img), key, blkno, now, added)
-                .map_err(|e| corrupt(index, "segment page", e))?;
-            if outcome != Recorded::NeedsSpace {
-                set_lower(img, used);
-                return x.finish();
-            }
-            // Dropping `x` aborts the record: nothing was changed.
         }
     }
     // Structural path: split what is full, then record.
