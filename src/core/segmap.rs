@@ -1208,8 +1208,115 @@ pub fn record_in_place(
     record_rows_in_place(buf, key, blkno, now, 1)
 }
 
+/// What recording a key in a block does to an encoded segment page: found
+/// once by [`plan_record`], then applied to the page
+/// ([`record_rows_in_place`]) or turned into WAL fragments
+/// ([`record_delta`]), so both make the same change by construction.
+struct RecordPlan {
+    view: SegPageView,
+    seg_off: usize,
+    seg_idx: usize,
+    header: SegHeader,
+    change: Change,
+}
+
+enum Change {
+    /// A listing of the block already covers the key.
+    Covered,
+    /// Listing `from` widens to `listing`, which sorts at index `to`.
+    Widen {
+        from: usize,
+        to: usize,
+        listing: Listing,
+    },
+    /// A new listing at index `at`.
+    Add { at: usize, listing: Listing },
+    /// No room for a new listing.
+    NeedsSpace,
+}
+
+impl RecordPlan {
+    /// Offset of the segment's listing `i`.
+    fn listing_at(&self, i: usize) -> usize {
+        self.seg_off + SegHeader::SIZE + i * Listing::SIZE
+    }
+
+    fn outcome(&self) -> Recorded {
+        match self.change {
+            Change::Covered => Recorded::Unchanged,
+            Change::Widen { .. } => Recorded::Widened,
+            Change::Add { .. } => Recorded::AddedListing,
+            Change::NeedsSpace => Recorded::NeedsSpace,
+        }
+    }
+
+    /// Content bytes in use after the change.
+    fn used_after(&self) -> usize {
+        match self.change {
+            Change::Add { .. } => self.view.used + Listing::SIZE,
+            _ => self.view.used,
+        }
+    }
+}
+
+fn plan_record(buf: &[u8], key: i64, blkno: u32) -> Result<RecordPlan, LayoutError> {
+    let (view, seg_off, seg_idx, header) = raw_find_segment(buf, key)?;
+    let lst = seg_off + SegHeader::SIZE;
+    let n = header.nlist as usize;
+    let at = |i: usize| lst + i * Listing::SIZE;
+    let pos = (0..n).find(|&i| get_u32(buf, at(i) + offset_of!(Listing, blkno)) == blkno);
+    let change = match pos {
+        Some(i) => {
+            let l = Listing::read(&buf[at(i)..]);
+            if l.contains(key) {
+                Change::Covered
+            } else {
+                let listing = Listing::from_bounds(l.zmin.min(key), l.zmax().max(key), blkno);
+                let new_key = (listing.zmin, listing.blkno);
+                let to = (0..n)
+                    .filter(|&j| j != i && raw_listing_key(buf, at(j)) < new_key)
+                    .count();
+                Change::Widen {
+                    from: i,
+                    to,
+                    listing,
+                }
+            }
+        }
+        None => {
+            // A packed page counts the slots it would take when rewritten,
+            // as SegPage::record does: it then splits and converts.
+            let slots = if view.slotted {
+                0
+            } else {
+                slot_area(view.nsegs)
+            };
+            if view.used + slots + Listing::SIZE > CONTENT_SIZE.min(buf.len()) {
+                Change::NeedsSpace
+            } else {
+                let to = (0..n)
+                    .take_while(|&j| raw_listing_key(buf, at(j)) < (key, blkno))
+                    .count();
+                Change::Add {
+                    at: to,
+                    listing: Listing::from_bounds(key, key, blkno),
+                }
+            }
+        }
+    };
+    Ok(RecordPlan {
+        view,
+        seg_off,
+        seg_idx,
+        header,
+        change,
+    })
+}
+
 /// [`record_in_place`] adding `rows` to the row count
-/// ([`SegPage::record_rows`]).
+/// ([`SegPage::record_rows`]). The map logs these changes with
+/// [`record_delta`]; this form is the reference its deltas are tested
+/// against.
 pub fn record_rows_in_place(
     buf: &mut [u8],
     key: i64,
@@ -1217,61 +1324,43 @@ pub fn record_rows_in_place(
     now: i64,
     rows: i64,
 ) -> Result<(Recorded, usize), LayoutError> {
-    let (v, seg_off, seg_idx, mut h) = raw_find_segment(buf, key)?;
-    let mut used = v.used;
-    let lst = seg_off + SegHeader::SIZE;
-    let n = h.nlist as usize;
-    let at = |i: usize| lst + i * Listing::SIZE;
-    let pos = (0..n).find(|&i| get_u32(buf, at(i) + offset_of!(Listing, blkno)) == blkno);
-    let outcome = match pos {
-        Some(i) => {
-            let l = Listing::read(&buf[at(i)..]);
-            if l.contains(key) {
-                Recorded::Unchanged
-            } else {
-                let wider = Listing::from_bounds(l.zmin.min(key), l.zmax().max(key), blkno);
-                let new_key = (wider.zmin, wider.blkno);
-                let q = (0..n)
-                    .filter(|&j| j != i && raw_listing_key(buf, at(j)) < new_key)
-                    .count();
-                if q < i {
-                    buf.copy_within(at(q)..at(i), at(q + 1));
-                } else if q > i {
-                    buf.copy_within(at(i + 1)..at(q + 1), at(i));
-                }
-                wider.write(&mut buf[at(q)..]);
-                Recorded::Widened
+    let plan = plan_record(buf, key, blkno)?;
+    let at = |i: usize| plan.listing_at(i);
+    let mut h = plan.header;
+    match plan.change {
+        Change::NeedsSpace => return Ok((Recorded::NeedsSpace, plan.view.used)),
+        Change::Covered => {}
+        Change::Widen { from, to, listing } => {
+            if to < from {
+                buf.copy_within(at(to)..at(from), at(to + 1));
+            } else if to > from {
+                buf.copy_within(at(from + 1)..at(to + 1), at(from));
             }
+            listing.write(&mut buf[at(to)..]);
         }
-        None => {
-            // A packed page counts the slots it would take when rewritten,
-            // as SegPage::record does: it then splits and converts.
-            let slots = if v.slotted { 0 } else { slot_area(v.nsegs) };
-            if used + slots + Listing::SIZE > CONTENT_SIZE.min(buf.len()) {
-                return Ok((Recorded::NeedsSpace, used));
-            }
-            let q = (0..n)
-                .take_while(|&j| raw_listing_key(buf, at(j)) < (key, blkno))
-                .count();
+        Change::Add { at: q, listing } => {
+            let (used, v) = (plan.view.used, plan.view);
             buf.copy_within(at(q)..used, at(q) + Listing::SIZE);
-            Listing::from_bounds(key, key, blkno).write(&mut buf[at(q)..]);
-            used += Listing::SIZE;
-            put_u32(buf, offset_of!(SegPageHeader, used), used as u32);
+            listing.write(&mut buf[at(q)..]);
+            put_u32(
+                buf,
+                offset_of!(SegPageHeader, used),
+                plan.used_after() as u32,
+            );
             if v.slotted {
                 // The segments after this one moved up by a listing.
-                for j in seg_idx + 1..v.nsegs {
+                for j in plan.seg_idx + 1..v.nsegs {
                     let at = SegPageHeader::SIZE + 2 * j;
                     put_u16(buf, at, get_u16(buf, at) + Listing::SIZE as u16);
                 }
             }
             h.nlist += 1;
-            Recorded::AddedListing
         }
-    };
+    }
     h.row_count = h.row_count.saturating_add(rows);
     h.updated_at = now;
-    h.write(&mut buf[seg_off..]);
-    Ok((outcome, used))
+    h.write(&mut buf[plan.seg_off..]);
+    Ok((plan.outcome(), plan.used_after()))
 }
 
 /// [`record_rows_in_place`] as a delta: the generic WAL fragments (at page
@@ -1296,88 +1385,67 @@ pub fn record_delta(
     out: &mut Vec<u8>,
 ) -> Result<(Recorded, usize), LayoutError> {
     use super::page_delta::fragment;
-    let (v, seg_off, seg_idx, h) = raw_find_segment(buf, key)?;
-    let used = v.used;
-    let lst = seg_off + SegHeader::SIZE;
-    let n = h.nlist as usize;
-    let at = |i: usize| lst + i * Listing::SIZE;
-    let pos = (0..n).find(|&i| get_u32(buf, at(i) + offset_of!(Listing, blkno)) == blkno);
-    let Some(i) = pos else {
-        // A packed page counts the slots it would take when rewritten, as
-        // record_rows_in_place does.
-        let slots = if v.slotted { 0 } else { slot_area(v.nsegs) };
-        if used + slots + Listing::SIZE > CONTENT_SIZE.min(buf.len()) {
-            return Ok((Recorded::NeedsSpace, used));
+    let plan = plan_record(buf, key, blkno)?;
+    let at = |i: usize| plan.listing_at(i);
+    let (v, seg_off) = (plan.view, plan.seg_off);
+    match plan.change {
+        Change::NeedsSpace => return Ok((Recorded::NeedsSpace, v.used)),
+        Change::Covered => count_delta(buf, &[(seg_off, rows)], now, base, out),
+        Change::Widen { from, to, listing } => {
+            // The listings from the lower of the two places to the higher,
+            // as they will be: the others shift by one toward where the
+            // widened one was.
+            let (a, b) = (from.min(to), from.max(to));
+            let mut run = vec![0u8; (b - a + 1) * Listing::SIZE];
+            for (k, slot) in (a..=b).enumerate() {
+                let dst = &mut run[k * Listing::SIZE..(k + 1) * Listing::SIZE];
+                if slot == to {
+                    listing.write(dst);
+                } else {
+                    let src = if to < from { slot - 1 } else { slot + 1 };
+                    dst.copy_from_slice(&buf[at(src)..at(src) + Listing::SIZE]);
+                }
+            }
+            fragment(base + at(a), &run, out);
+            count_delta(buf, &[(seg_off, rows)], now, base, out);
         }
-        let q = (0..n)
-            .take_while(|&j| raw_listing_key(buf, at(j)) < (key, blkno))
-            .count();
-        let new_used = used + Listing::SIZE;
-        // pd_lower (standard page header, offset 12, native order) and the
-        // content's own count of bytes in use.
-        fragment(12, &((base + new_used) as u16).to_ne_bytes(), out);
-        fragment(
-            base + offset_of!(SegPageHeader, used),
-            &(new_used as u32).to_le_bytes(),
-            out,
-        );
-        if v.slotted && seg_idx + 1 < v.nsegs {
-            let first = SegPageHeader::SIZE + 2 * (seg_idx + 1);
-            let moved: Vec<u8> = (seg_idx + 1..v.nsegs)
-                .flat_map(|j| {
-                    let at = SegPageHeader::SIZE + 2 * j;
-                    (get_u16(buf, at) + Listing::SIZE as u16).to_le_bytes()
-                })
-                .collect();
-            fragment(base + first, &moved, out);
-        }
-        let mut hdr = [0u8; SegHeader::SIZE];
-        let mut nh = h;
-        nh.row_count = nh.row_count.saturating_add(rows);
-        nh.updated_at = now;
-        nh.nlist += 1;
-        nh.write(&mut hdr);
-        // row_count through updated_at: nlist sits between them.
-        let from = offset_of!(SegHeader, row_count);
-        fragment(base + seg_off + from, &hdr[from..], out);
-        let mut tail = Vec::with_capacity(used + Listing::SIZE - at(q));
-        tail.resize(Listing::SIZE, 0);
-        Listing::from_bounds(key, key, blkno).write(&mut tail);
-        tail.extend_from_slice(&buf[at(q)..used]);
-        fragment(base + at(q), &tail, out);
-        return Ok((Recorded::AddedListing, new_used));
-    };
-    let l = Listing::read(&buf[at(i)..]);
-    if l.contains(key) {
-        count_delta(buf, &[(seg_off, rows)], now, base, out);
-        return Ok((Recorded::Unchanged, used));
-    }
-    let wider = Listing::from_bounds(l.zmin.min(key), l.zmax().max(key), blkno);
-    let new_key = (wider.zmin, wider.blkno);
-    let q = (0..n)
-        .filter(|&j| j != i && raw_listing_key(buf, at(j)) < new_key)
-        .count();
-    // The listings from the lower of the two places to the higher, as they
-    // will be: the others shift by one toward where the widened one was.
-    let (a, b) = (i.min(q), i.max(q));
-    let mut run = vec![0u8; (b - a + 1) * Listing::SIZE];
-    for (k, slot) in (a..=b).enumerate() {
-        let from = if slot == q {
-            None
-        } else if q < i {
-            Some(slot - 1)
-        } else {
-            Some(slot + 1)
-        };
-        let dst = &mut run[k * Listing::SIZE..(k + 1) * Listing::SIZE];
-        match from {
-            None => wider.write(dst),
-            Some(src) => dst.copy_from_slice(&buf[at(src)..at(src) + Listing::SIZE]),
+        Change::Add { at: q, listing } => {
+            let new_used = plan.used_after();
+            // pd_lower (standard page header, offset 12, native order) and
+            // the content's own count of bytes in use.
+            fragment(12, &((base + new_used) as u16).to_ne_bytes(), out);
+            fragment(
+                base + offset_of!(SegPageHeader, used),
+                &(new_used as u32).to_le_bytes(),
+                out,
+            );
+            if v.slotted && plan.seg_idx + 1 < v.nsegs {
+                let first = SegPageHeader::SIZE + 2 * (plan.seg_idx + 1);
+                let moved: Vec<u8> = (plan.seg_idx + 1..v.nsegs)
+                    .flat_map(|j| {
+                        let at = SegPageHeader::SIZE + 2 * j;
+                        (get_u16(buf, at) + Listing::SIZE as u16).to_le_bytes()
+                    })
+                    .collect();
+                fragment(base + first, &moved, out);
+            }
+            let mut hdr = [0u8; SegHeader::SIZE];
+            let mut nh = plan.header;
+            nh.row_count = nh.row_count.saturating_add(rows);
+            nh.updated_at = now;
+            nh.nlist += 1;
+            nh.write(&mut hdr);
+            // row_count through updated_at: nlist sits between them.
+            let from = offset_of!(SegHeader, row_count);
+            fragment(base + seg_off + from, &hdr[from..], out);
+            let mut tail = Vec::with_capacity(new_used - at(q));
+            tail.resize(Listing::SIZE, 0);
+            listing.write(&mut tail);
+            tail.extend_from_slice(&buf[at(q)..v.used]);
+            fragment(base + at(q), &tail, out);
         }
     }
-    fragment(base + at(a), &run, out);
-    count_delta(buf, &[(seg_off, rows)], now, base, out);
-    Ok((Recorded::Widened, used))
+    Ok((plan.outcome(), plan.used_after()))
 }
 
 /// [`SegPage::candidates`] on the encoded page content, without decoding:
