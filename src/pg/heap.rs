@@ -29,16 +29,28 @@ unsafe extern "C" fn collect(state: *mut c_void, offnum: u16, key: sys::Datum, i
     c.out.push(TupleKey { offnum, key });
 }
 
-/// Which tuples of a block `read_keys` reports (KeysOf in
+/// Which tuples of a block [`block_keys`] reports (KeysOf in
 /// csrc/heap_util.c, which says more).
-#[derive(Clone, Copy)]
-enum KeysOf {
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KeysOf {
+    /// Every tuple some transaction may still see: verify(), VACUUM's zone
+    /// tightening, exact counts.
     MayBeSeen = 0,
+    /// The same without recently dead tuples: the current version of each
+    /// row (live, or being inserted or deleted), what repack considers.
     Current = 1,
+    /// For placement decisions (a split's median and zones, a segment's
+    /// row count): tuples never deleted are reported without a visibility
+    /// check, aborted inserts not yet pruned included. A key too many only
+    /// widens a zone; the check it saves sets hint bits, which with data
+    /// checksums WAL-logs a full image of each page first touched after a
+    /// checkpoint.
     NeverDeletedUnchecked = 2,
 }
 
-fn read_keys(
+/// The tuples of `blkno` that `which` selects, with the value of heap
+/// column `attno` (an integer column `width` bytes wide).
+pub fn block_keys(
     which: KeysOf,
     heap: sys::Relation,
     blkno: u32,
@@ -53,43 +65,6 @@ fn read_keys(
     // SAFETY: the callback only touches `c`, alive for the call.
     guard(|| unsafe { sys::cpg_heap_block_keys(heap, blkno, attno, which as i32, collect, cp) })?;
     Ok(c.out)
-}
-
-/// Tuples of `blkno` that some transaction may still see, with the value
-/// of heap column `attno` (an integer column `width` bytes wide).
-pub fn block_keys(
-    heap: sys::Relation,
-    blkno: u32,
-    attno: i16,
-    width: u32,
-) -> PgResult<Vec<TupleKey>> {
-    read_keys(KeysOf::MayBeSeen, heap, blkno, attno, width)
-}
-
-/// [`block_keys`] without recently dead tuples: the current version of
-/// each row (live, or being inserted or deleted), what repack considers.
-pub fn block_current_keys(
-    heap: sys::Relation,
-    blkno: u32,
-    attno: i16,
-    width: u32,
-) -> PgResult<Vec<TupleKey>> {
-    read_keys(KeysOf::Current, heap, blkno, attno, width)
-}
-
-/// [`block_keys`] for placement decisions (a split's median and zones, a
-/// segment's row count): tuples never deleted are reported without a
-/// visibility check, aborted inserts not yet pruned included. A key too
-/// many only widens a zone; the check it saves sets hint bits, which with
-/// data checksums WAL-logs a full image of each page first touched after a
-/// checkpoint.
-pub fn block_placement_keys(
-    heap: sys::Relation,
-    blkno: u32,
-    attno: i16,
-    width: u32,
-) -> PgResult<Vec<TupleKey>> {
-    read_keys(KeysOf::NeverDeletedUnchecked, heap, blkno, attno, width)
 }
 
 pub fn nblocks(heap: sys::Relation) -> PgResult<u32> {

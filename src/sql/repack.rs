@@ -23,7 +23,7 @@ use crate::core::repack::{
 };
 use crate::pg::datum::{from_i64, to_i64};
 use crate::pg::error::{check_for_interrupts, codes, guard, CpgStatus, PgError, PgResult};
-use crate::pg::heap;
+use crate::pg::heap::{self, KeysOf};
 use crate::pg::rel;
 use crate::pg::srf::Rows;
 use crate::pg::sys::{self, Datum, FunctionCallInfo};
@@ -91,7 +91,7 @@ fn segment_rows(
     let mut rows = Vec::new();
     let mut per_page = 0;
     for blkno in blocks {
-        let tuples = heap::block_current_keys(heap, blkno, attno, width)?;
+        let tuples = heap::block_keys(KeysOf::Current, heap, blkno, attno, width)?;
         per_page = per_page.max(tuples.len());
         for t in tuples {
             if let Some(key) = t.key.filter(|&k| owns(segs, i, k)) {

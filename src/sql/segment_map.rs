@@ -15,7 +15,7 @@ use crate::core::seedapi::{build_fault, repack_due, segment_rows, stats};
 use crate::pg::buffer::{Lock, XLogRecord};
 use crate::pg::datum::{fixed_datum, from_bool, from_i32, from_i64, to_i64, Args};
 use crate::pg::error::{check_for_interrupts, codes, guard, CpgStatus, PgError, PgResult};
-use crate::pg::heap;
+use crate::pg::heap::{self, KeysOf};
 use crate::pg::rel::{self, OpenRel};
 use crate::pg::srf::Rows;
 use crate::pg::sys::{self, Datum, FunctionCallInfo};
@@ -159,7 +159,7 @@ pub extern "C" fn rs_segment_map_tids_of(fcinfo: FunctionCallInfo, st: *mut CpgS
                     // A listing past the end of a truncated heap names no tuple.
                     continue;
                 }
-                let mut tuples = heap::block_keys(hr, blk, attno, width)?;
+                let mut tuples = heap::block_keys(KeysOf::MayBeSeen, hr, blk, attno, width)?;
                 tuples.sort_unstable_by_key(|t| t.offnum);
                 for t in tuples {
                     let Some(key) = t.key else { continue };
@@ -264,7 +264,7 @@ pub extern "C" fn rs_segment_map_touch(fcinfo: FunctionCallInfo, st: *mut CpgSta
         let mut count = 0i64;
         for blk in blocks.into_iter().filter(|&b| b < nblocks) {
             check_for_interrupts()?;
-            count += heap::block_keys(hr, blk, attno, width)?
+            count += heap::block_keys(KeysOf::MayBeSeen, hr, blk, attno, width)?
                 .iter()
                 .filter_map(|t| t.key)
                 .filter(|&k| k >= r.minor_from && k <= r.minor_to)

@@ -9,7 +9,7 @@ use crate::am::index::map;
 use crate::core::segmap::{check_tuple, find_page, ViolationKind};
 use crate::pg::datum::{from_i32, from_i64, text_datum};
 use crate::pg::error::{check_for_interrupts, CpgStatus, PgResult};
-use crate::pg::heap;
+use crate::pg::heap::{self, KeysOf};
 use crate::pg::rel;
 use crate::pg::srf::Rows;
 use crate::pg::sys::{self, Datum, FunctionCallInfo};
@@ -83,7 +83,7 @@ fn check(fcinfo: FunctionCallInfo, oid: sys::Oid) -> PgResult<Vec<Problem>> {
 
     for blk in 0..heap::nblocks(h)? {
         check_for_interrupts()?;
-        for t in heap::block_keys(h, blk, attno, width)? {
+        for t in heap::block_keys(KeysOf::MayBeSeen, h, blk, attno, width)? {
             let Some(key) = t.key else { continue };
             if let Err(v) = check_tuple(&meta.dir, &pages, key, blk) {
                 let seg = pages

@@ -27,6 +27,7 @@ use crate::core::segmap::{
 };
 use crate::pg::buffer::{log_delta, Lock, LockedBuffer, XLogRecord};
 use crate::pg::error::{codes, guard, PgError, PgResult};
+use crate::pg::heap::KeysOf;
 use crate::pg::rel;
 use crate::pg::sys;
 
@@ -1238,11 +1239,17 @@ pub fn split_exact(
 
     let mut per_block: Vec<(u32, Vec<i64>)> = Vec::new();
     for l in &seg.segs[si].listings {
-        let keys: Vec<i64> = crate::pg::heap::block_placement_keys(heap, l.blkno, attno, width)?
-            .into_iter()
-            .filter_map(|t| t.key)
-            .filter(|&k| in_range(k))
-            .collect();
+        let keys: Vec<i64> = crate::pg::heap::block_keys(
+            KeysOf::NeverDeletedUnchecked,
+            heap,
+            l.blkno,
+            attno,
+            width,
+        )?
+        .into_iter()
+        .filter_map(|t| t.key)
+        .filter(|&k| in_range(k))
+        .collect();
         per_block.push((l.blkno, keys));
     }
     let mut all: Vec<i64> = per_block
@@ -1333,18 +1340,19 @@ pub fn vacuum_tighten(
     // another page meanwhile may have added keys to the block, so a copy
     // carried over to the next page could narrow a zone past a live tuple.
     let mut keys_cache: std::collections::HashMap<u32, Vec<i64>> = Default::default();
-    let keys_of =
-        |b: u32, cache: &mut std::collections::HashMap<u32, Vec<i64>>| -> PgResult<Vec<i64>> {
-            if let Some(k) = cache.get(&b) {
-                return Ok(k.clone());
-            }
-            let k: Vec<i64> = crate::pg::heap::block_keys(heap, b, attno, width)?
-                .into_iter()
-                .filter_map(|t| t.key)
-                .collect();
-            cache.insert(b, k.clone());
-            Ok(k)
-        };
+    let keys_of = |b: u32,
+                   cache: &mut std::collections::HashMap<u32, Vec<i64>>|
+     -> PgResult<Vec<i64>> {
+        if let Some(k) = cache.get(&b) {
+            return Ok(k.clone());
+        }
+        let k: Vec<i64> = crate::pg::heap::block_keys(KeysOf::MayBeSeen, heap, b, attno, width)?
+            .into_iter()
+            .filter_map(|t| t.key)
+            .collect();
+        cache.insert(b, k.clone());
+        Ok(k)
+    };
     let (mut narrowed, mut removed) = (0usize, 0usize);
     let mut key = i64::MIN;
     loop {

@@ -15,6 +15,7 @@ use crate::core::placement::{
 };
 use crate::pg::buffer::Pinned;
 use crate::pg::error::{codes, entry, guard, CpgStatus, PgError, PgResult};
+use crate::pg::heap::KeysOf;
 use crate::pg::rel::{self, OpenRel};
 use crate::pg::sys;
 
@@ -183,7 +184,9 @@ fn segment_keys(
     let width = rel::key_width(index)?;
     let mut keys = Vec::new();
     for l in &seg.listings {
-        for t in crate::pg::heap::block_placement_keys(heap, l.blkno, attno, width)? {
+        for t in
+            crate::pg::heap::block_keys(KeysOf::NeverDeletedUnchecked, heap, l.blkno, attno, width)?
+        {
             if let Some(k) = t.key.filter(|&k| k >= seg.lo && hi.is_none_or(|h| k < h)) {
                 keys.push(k);
             }
@@ -341,9 +344,10 @@ pub fn predicted_major(heap: sys::Relation, index: sys::Relation, key: i64) -> P
             let b = l.blkno;
             // SAFETY: heap is open and b exists.
             let free = guard(|| unsafe { sys::cpg_heap_page_free(heap, b, std::ptr::null_mut()) })?;
-            let n = crate::pg::heap::block_placement_keys(heap, b, attno, width)?
-                .len()
-                .max(1);
+            let n =
+                crate::pg::heap::block_keys(KeysOf::NeverDeletedUnchecked, heap, b, attno, width)?
+                    .len()
+                    .max(1);
             ((8192 - 24usize).saturating_sub(free) / n)
                 .saturating_sub(4)
                 .max(8)
