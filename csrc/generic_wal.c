@@ -81,6 +81,19 @@ extern void cpg_generic_log_delta(Relation rel, Buffer buffer,
 								  const char *delta, int delta_len);
 
 /*
+ * The fragment at delta[at]: its page offset and length; returns where the
+ * next one starts. Reads only the 4-byte header, which the caller has
+ * checked is there.
+ */
+static inline int
+fragment_at(const char *delta, int at, uint16 *off, uint16 *len)
+{
+	memcpy(off, delta + at, sizeof(*off));
+	memcpy(len, delta + at + 2, sizeof(*len));
+	return at + 4 + *len;
+}
+
+/*
  * Applies a delta (the generic format: offset, length, bytes) straight to
  * a page the caller holds locked exclusively, and logs that delta as the
  * record. For changes whose bytes the caller knows, such as row counts and
@@ -101,22 +114,22 @@ cpg_generic_log_delta(Relation rel, Buffer buffer, const char *delta,
 	PageHeader	hdr = (PageHeader) page;
 	LocationIndex lower = hdr->pd_lower;
 	LocationIndex upper = hdr->pd_upper;
-	int			at;
+	uint16		off,
+				len;
+	int			at,
+				next;
 
 	/* XLogRegisterBufData refuses (inside the critical section) more */
 	if (delta_len < 0 || delta_len > PG_UINT16_MAX)
 		elog(ERROR, "clustered_pg: WAL delta of %d bytes", delta_len);
-	for (at = 0; at < delta_len;)
+	for (at = 0; at < delta_len; at = next)
 	{
-		uint16		off,
-					len;
 		int			f;
 
 		if (delta_len - at < 4)
 			elog(ERROR, "clustered_pg: truncated WAL delta fragment");
-		memcpy(&off, delta + at, sizeof(off));
-		memcpy(&len, delta + at + 2, sizeof(len));
-		if (delta_len - at - 4 < len || off + len > BLCKSZ)
+		next = fragment_at(delta, at, &off, &len);
+		if (next > delta_len || off + len > BLCKSZ)
 			elog(ERROR, "clustered_pg: WAL delta fragment %u+%u off the page", off, len);
 		for (f = 0; f < 2; f++)
 		{
@@ -131,34 +144,23 @@ cpg_generic_log_delta(Relation rel, Buffer buffer, const char *delta,
 					 off, len);
 			memcpy(f == 0 ? &lower : &upper, delta + at + 4 + (field - off), width);
 		}
-		at += 4 + len;
 	}
 	if (lower < SizeOfPageHeaderData || lower > upper || upper > BLCKSZ)
 		elog(ERROR, "clustered_pg: WAL delta leaves pd_lower %u, pd_upper %u", lower, upper);
-	for (at = 0; at < delta_len;)
+	for (at = 0; at < delta_len; at = next)
 	{
-		uint16		off,
-					len;
-
-		memcpy(&off, delta + at, sizeof(off));
-		memcpy(&len, delta + at + 2, sizeof(len));
+		next = fragment_at(delta, at, &off, &len);
 		if (off + len > lower && off < upper)
 			elog(ERROR, "clustered_pg: WAL delta fragment %u+%u in the page's hole", off, len);
-		at += 4 + len;
 	}
 
 	if (RelationNeedsWAL(rel))
 		XLogBeginInsert();
 	START_CRIT_SECTION();
-	for (at = 0; at < delta_len;)
+	for (at = 0; at < delta_len; at = next)
 	{
-		uint16		off,
-					len;
-
-		memcpy(&off, delta + at, sizeof(off));
-		memcpy(&len, delta + at + 2, sizeof(len));
+		next = fragment_at(delta, at, &off, &len);
 		memcpy(page + off, delta + at + 4, len);
-		at += 4 + len;
 	}
 	MarkBufferDirty(buffer);
 	if (RelationNeedsWAL(rel))

@@ -14,9 +14,13 @@ use std::fmt;
 use std::mem::offset_of;
 
 use super::layout::{
-    get_i64, get_u16, get_u32, put_u16, put_u32, slot_area, DirEntry, LayoutError, Listing, Meta,
-    SegHeader, SegPage, SegPageHeader, SegPageView, Segment, CONTENT_SIZE,
+    get_i64, get_u16, get_u32, slot_area, DirEntry, LayoutError, Listing, Meta, SegHeader, SegPage,
+    SegPageHeader, SegPageView, Segment, CONTENT_SIZE,
 };
+// The in-place writers (the references the WAL deltas are tested against)
+// are test-only.
+#[cfg(test)]
+use super::layout::{put_u16, put_u32};
 
 /// Index of the directory entry (segment page) responsible for `key`.
 /// `dir` must be sorted by `lo` with `dir[0].lo == i64::MIN`.
@@ -1104,6 +1108,7 @@ fn listing_covers(buf: &[u8], off: usize, h: &SegHeader, key: i64, blkno: u32) -
 
 /// Adds `rows` to the row count of the segment owning `key` on the encoded
 /// page and sets its `updated_at` (pending counts of a transaction).
+#[cfg(test)]
 pub fn add_rows_in_place(buf: &mut [u8], key: i64, rows: i64, now: i64) -> Result<(), LayoutError> {
     let (_, off, _, mut h) = raw_find_segment(buf, key)?;
     h.row_count = h.row_count.saturating_add(rows);
@@ -1116,6 +1121,7 @@ pub fn add_rows_in_place(buf: &mut [u8], key: i64, rows: i64, now: i64) -> Resul
 /// sorted by key and each goes to the segment that owns its key (the last
 /// one starting at or below it, else the first). A transaction's pending
 /// counts reach a page this way at commit.
+#[cfg(test)]
 pub fn add_rows_sorted_in_place(
     buf: &mut [u8],
     entries: &mut [(i64, i64)],
@@ -1199,6 +1205,7 @@ pub fn count_delta(buf: &[u8], targets: &[(usize, i64)], now: i64, base: usize, 
 /// [`SegPage::record`] on the encoded page content (the whole content
 /// region). Returns the outcome and the bytes in use afterwards (for
 /// `pd_lower`). On `NeedsSpace` the bytes are untouched.
+#[cfg(test)]
 pub fn record_in_place(
     buf: &mut [u8],
     key: i64,
@@ -1317,6 +1324,7 @@ fn plan_record(buf: &[u8], key: i64, blkno: u32) -> Result<RecordPlan, LayoutErr
 /// ([`SegPage::record_rows`]). The map logs these changes with
 /// [`record_delta`]; this form is the reference its deltas are tested
 /// against.
+#[cfg(test)]
 pub fn record_rows_in_place(
     buf: &mut [u8],
     key: i64,
@@ -1957,7 +1965,8 @@ mod tests {
         // ones (packed), which are updated in place in their own layout.
         let slotted = |p: &SegPage, b: &mut [u8]| p.encode_into(b).unwrap();
         let packed = |p: &SegPage, b: &mut [u8]| p.encode_packed_into(b);
-        let layouts: [&dyn Fn(&SegPage, &mut [u8]) -> usize; 2] = [&slotted, &packed];
+        type Encode = dyn Fn(&SegPage, &mut [u8]) -> usize;
+        let layouts: [&Encode; 2] = [&slotted, &packed];
         for (seed, encode) in [1u64, 0xDEAD_BEEF, 99]
             .into_iter()
             .flat_map(|s| layouts.iter().map(move |e| (s, e)))
