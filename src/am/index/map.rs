@@ -53,11 +53,19 @@ fn page_kind(page: &[u8]) -> u32 {
 }
 
 /// Initialises a page image (standard header, 8-byte special area with
-/// `kind`) and writes `used` bytes of content via `fill`.
+/// `kind`) and writes `used` bytes of content via `fill`. The image keeps
+/// the page's LSN (pd_lsn, its first 8 bytes): the image is copied into the
+/// buffer before XLogInsert looks at the buffer's LSN to decide whether the
+/// record needs a full-page image, and a zeroed LSN would make every
+/// rewrite of an existing page carry one (a new page is logged whole
+/// anyway).
 fn init_page(page: &mut [u8], kind: u32, fill: impl FnOnce(&mut [u8]) -> usize) -> PgResult<()> {
+    let mut lsn = [0u8; 8];
+    lsn.copy_from_slice(&page[..8]);
     let p = page.as_mut_ptr() as sys::Page;
     // SAFETY: page is a BLCKSZ image; PageInit writes its header.
     guard(|| unsafe { sys::PageInit(p, BLCKSZ, 8) })?;
+    page[..8].copy_from_slice(&lsn);
     page[SPECIAL_OFFSET..SPECIAL_OFFSET + 4].copy_from_slice(&kind.to_le_bytes());
     let used = fill(content_mut(page));
     set_lower(page, used);
