@@ -199,6 +199,30 @@ SET clustered_pg.debug_dir_capacity = 4;
 RESET ROLE;
 DROP ROLE cpg_dir_user;
 
+-- Structural changes (segment splits) are logged as the bytes they
+-- change: a page image goes with a page's first change after a checkpoint
+-- and with a new page, not with every split (a rewritten page kept the
+-- LSN that tells XLogInsert which is which). Each map page at most twice,
+-- should a checkpoint fall inside the window. (wal_consistency_checking
+-- adds an image of every page to every record: nothing to see then.)
+CREATE EXTENSION pg_walinspect;
+CREATE TABLE walfp (id bigint NOT NULL, pad text) USING clustered_heap;
+CREATE INDEX walfp_ck ON walfp USING clustered_pk_index (id) WITH (split_threshold = 16);
+SELECT pg_current_wal_insert_lsn() AS wal_from \gset
+SELECT setseed(0.3);
+INSERT INTO walfp SELECT g, repeat('w', 40) FROM generate_series(1, 4000) g ORDER BY random();
+SELECT pg_current_wal_insert_lsn() AS wal_to \gset
+SELECT segment_count > 100 AS many_splits
+  FROM clustered_pg.segment_map_stats('walfp');
+SELECT current_setting('wal_consistency_checking') <> ''
+       OR count(*) FILTER (WHERE fpi_length > 0)
+          <= 2 * pg_relation_size('walfp_ck') / 8192 AS images_at_most_twice_per_page
+  FROM pg_get_wal_records_info(:'wal_from', :'wal_to')
+ WHERE resource_manager = 'Generic';
+SELECT kind FROM clustered_pg.verify('walfp');
+DROP TABLE walfp;
+DROP EXTENSION pg_walinspect;
+
 DROP TABLE ca, cr, ha, hr, tiny;
 DROP FUNCTION all_found(regclass, int), ordered_same(regclass, int, int), shape(regclass),
   ranges_same(regclass, int);
