@@ -103,22 +103,29 @@ pub fn place_capped(
             Fill::Extend
         }
     };
-    // Most of a segment's blocks are usually known to be full: drop those
-    // first, then try the nearest of the rest before sorting them
-    // (placement runs for every row).
-    let mut open: Vec<&Listed> = listings
+    // Most of a segment's blocks are usually known to be full: skip those,
+    // and try the nearest of the rest before collecting and sorting them
+    // (placement runs for every row; the nearest usually has room).
+    let open = |&(i, l): &(usize, &Listed)| !known_full(i, fill_for(l));
+    let best = listings
         .iter()
         .enumerate()
-        .filter(|&(i, l)| !known_full(i, fill_for(l)))
+        .filter(open)
         .map(|(_, l)| l)
-        .collect();
-    if let Some(best) = open.iter().copied().min_by_key(|l| order(l)) {
+        .min_by_key(|l| order(l));
+    if let Some(best) = best {
         if room(best.blkno, fill_for(best)) {
             return Decision::Block(best.blkno);
         }
-        open.retain(|l| l.blkno != best.blkno);
-        open.sort_by_key(|l| order(l));
-        for l in open {
+        let mut rest: Vec<&Listed> = listings
+            .iter()
+            .enumerate()
+            .filter(open)
+            .map(|(_, l)| l)
+            .filter(|l| l.blkno != best.blkno)
+            .collect();
+        rest.sort_by_key(|l| order(l));
+        for l in rest {
             if room(l.blkno, fill_for(l)) {
                 return Decision::Block(l.blkno);
             }

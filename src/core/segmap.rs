@@ -1189,7 +1189,9 @@ pub fn count_targets(
 /// The delta (generic WAL fragments, at page offsets: the content region
 /// starts at `base`) that adds each target's rows to its segment's row
 /// count and sets its `updated_at` to `now`: what
-/// [`add_rows_sorted_in_place`] changes, without an image of the page.
+/// [`add_rows_sorted_in_place`] changes, without an image of the page. An
+/// `updated_at` already at `now` (the statement's start: a row of this
+/// statement widened a zone of the segment) is not written again.
 pub fn count_delta(buf: &[u8], targets: &[(usize, i64)], now: i64, base: usize, out: &mut Vec<u8>) {
     let (rc, upd) = (
         offset_of!(SegHeader, row_count),
@@ -1198,7 +1200,9 @@ pub fn count_delta(buf: &[u8], targets: &[(usize, i64)], now: i64, base: usize, 
     for &(off, rows) in targets {
         let count = get_i64(buf, off + rc).saturating_add(rows);
         super::page_delta::fragment(base + off + rc, &count.to_le_bytes(), out);
-        super::page_delta::fragment(base + off + upd, &now.to_le_bytes(), out);
+        if get_i64(buf, off + upd) != now {
+            super::page_delta::fragment(base + off + upd, &now.to_le_bytes(), out);
+        }
     }
 }
 
@@ -2148,6 +2152,15 @@ mod in_place_segment_tests {
                     targets.windows(2).all(|w| w[0].0 < w[1].0),
                     "one per segment"
                 );
+                let stamped = targets
+                    .iter()
+                    .filter(|&&(off, _)| {
+                        get_i64(
+                            &page[content.clone()],
+                            off + offset_of!(SegHeader, updated_at),
+                        ) == round
+                    })
+                    .count();
                 let mut delta = Vec::new();
                 count_delta(
                     &page[content],
@@ -2156,10 +2169,17 @@ mod in_place_segment_tests {
                     PAGE_HEADER_SIZE,
                     &mut delta,
                 );
-                assert_eq!(delta.len(), targets.len() * 2 * (4 + 8));
+                assert_eq!(delta.len(), (targets.len() * 2 - stamped) * (4 + 8));
                 let mut replayed = page.clone();
                 page_delta::apply(&mut replayed, &delta);
                 assert_eq!(replayed, want, "packed {packed} round {round}");
+                // Counted again in the same statement: the stamps are
+                // already `now`, only the counts change.
+                let body = &replayed[PAGE_HEADER_SIZE..PAGE_HEADER_SIZE + CONTENT_SIZE];
+                let again = count_targets(body, &mut entries).unwrap();
+                let mut delta = Vec::new();
+                count_delta(body, &again, round, PAGE_HEADER_SIZE, &mut delta);
+                assert_eq!(delta.len(), again.len() * (4 + 8));
             }
         }
     }
