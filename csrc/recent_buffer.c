@@ -8,67 +8,135 @@
  * showed as 7% of a row's time. ReadRecentBuffer pins a remembered buffer
  * after checking, under the buffer header lock, that it still holds that
  * block, so a stale entry only costs the ordinary lookup.
+ *
+ * The memory is one array per relation, indexed by block number (4 bytes
+ * a block: 72 kB for a 1M-row table), for the last few relations read.
+ * A direct-mapped table shared by all relations needed 65,536 slots to hit
+ * for most of a 1M-row table's heap pages, and at 768 kB its own slot was a
+ * cache miss on most reads: the array keeps neighbouring blocks' entries
+ * on one cache line and stays small enough to stay cached.
  */
 #include "postgres.h"
 
-#include "common/hashfn.h"
 #include "pgstat.h"
 #include "storage/bufmgr.h"
 #include "utils/rel.h"
 
 extern Buffer cpg_read_buffer(Relation rel, BlockNumber blkno);
+extern Buffer cpg_read_locked(Relation rel, BlockNumber blkno, int mode);
+
+/* Relations remembered at once; the oldest is forgotten for a new one. */
+#define CPG_RECENT_RELS 8
 
 /*
- * A direct-mapped table hits for a block read at random among M blocks
- * about S / (S + M) of the time: at 8,192 slots a 1M-row table's ~18,000
- * heap pages missed two reads in three. 65,536 slots (768 kB of this
- * backend's memory, touched only as used) hit ~80 % there.
+ * Blocks remembered per relation at most (8 MB of array, a 16 GB
+ * relation); blocks beyond are read the ordinary way.
  */
-#define CPG_RECENT_SLOTS 65536
-
-typedef struct RecentSlot
-{
-	Oid			relnumber;
-	BlockNumber blkno;
-	Buffer		buffer;
-} RecentSlot;
-
-/* Direct-mapped by (relation file, block); per backend. */
-static RecentSlot recent[CPG_RECENT_SLOTS];
+#define CPG_RECENT_MAX_BLOCKS (1U << 21)
 
 #if PG_VERSION_NUM >= 160000
-#define CPG_REL_NUMBER(rel) ((rel)->rd_locator.relNumber)
+typedef RelFileLocator CpgLocator;
+
 #define CPG_REL_LOCATOR(rel) ((rel)->rd_locator)
+#define CPG_SAME_LOCATOR(a, b) RelFileLocatorEquals(a, b)
 #else
-#define CPG_REL_NUMBER(rel) ((rel)->rd_node.relNode)
+typedef RelFileNode CpgLocator;
+
 #define CPG_REL_LOCATOR(rel) ((rel)->rd_node)
+#define CPG_SAME_LOCATOR(a, b) RelFileNodeEquals(a, b)
 #endif
+
+typedef struct RecentRel
+{
+	CpgLocator	locator;
+	Buffer	   *buffers;		/* InvalidBuffer where unknown */
+	BlockNumber nblocks;		/* entries allocated */
+} RecentRel;
+
+/* Per backend; buffers arrays live in malloc'd memory for its lifetime. */
+static RecentRel recent[CPG_RECENT_RELS];
+static int	recent_next;
+
+/*
+ * The remembered buffers of rel, with room for blkno, or NULL (out of
+ * memory, or a block past CPG_RECENT_MAX_BLOCKS): then nothing is
+ * remembered and nothing fails.
+ */
+static Buffer *
+recent_slot(Relation rel, BlockNumber blkno)
+{
+	CpgLocator	loc = CPG_REL_LOCATOR(rel);
+	RecentRel  *r = NULL;
+	int			i;
+
+	if (blkno >= CPG_RECENT_MAX_BLOCKS)
+		return NULL;
+	for (i = 0; i < CPG_RECENT_RELS; i++)
+		if (recent[i].buffers != NULL && CPG_SAME_LOCATOR(recent[i].locator, loc))
+		{
+			r = &recent[i];
+			break;
+		}
+	if (r == NULL)
+	{
+		r = &recent[recent_next];
+		recent_next = (recent_next + 1) % CPG_RECENT_RELS;
+		free(r->buffers);
+		r->buffers = NULL;
+		r->nblocks = 0;
+		r->locator = loc;
+	}
+	if (blkno >= r->nblocks)
+	{
+		BlockNumber want = Max(Max(r->nblocks * 2, 1024), blkno + 1);
+		Buffer	   *grown;
+
+		want = Min(want, CPG_RECENT_MAX_BLOCKS);
+		grown = realloc(r->buffers, sizeof(Buffer) * want);
+		if (grown == NULL)
+			return NULL;
+		/* InvalidBuffer is 0 */
+		memset(grown + r->nblocks, 0, sizeof(Buffer) * (want - r->nblocks));
+		r->buffers = grown;
+		r->nblocks = want;
+	}
+	return &r->buffers[blkno];
+}
 
 /* ReadBuffer(rel, blkno), through the remembered buffer when it still holds the block. */
 Buffer
 cpg_read_buffer(Relation rel, BlockNumber blkno)
 {
-	RecentSlot *slot;
+	Buffer	   *slot;
 	Buffer		buf;
 
 	/* Local buffers: temporary tables are private and small; not worth it. */
 	if (RelationUsesLocalBuffers(rel))
 		return ReadBuffer(rel, blkno);
 
-	slot = &recent[hash_combine(murmurhash32(CPG_REL_NUMBER(rel)),
-								murmurhash32(blkno)) % CPG_RECENT_SLOTS];
-	if (slot->buffer != InvalidBuffer &&
-		slot->relnumber == CPG_REL_NUMBER(rel) && slot->blkno == blkno &&
-		ReadRecentBuffer(CPG_REL_LOCATOR(rel), MAIN_FORKNUM, blkno, slot->buffer))
+	slot = recent_slot(rel, blkno);
+	if (slot != NULL && *slot != InvalidBuffer &&
+		ReadRecentBuffer(CPG_REL_LOCATOR(rel), MAIN_FORKNUM, blkno, *slot))
 	{
 		/* What ReadBuffer would have counted for the relation. */
 		pgstat_count_buffer_read(rel);
 		pgstat_count_buffer_hit(rel);
-		return slot->buffer;
+		return *slot;
 	}
 	buf = ReadBuffer(rel, blkno);
-	slot->relnumber = CPG_REL_NUMBER(rel);
-	slot->blkno = blkno;
-	slot->buffer = buf;
+	/* looked up again: nothing may have moved the array meanwhile, but cheap */
+	slot = recent_slot(rel, blkno);
+	if (slot != NULL)
+		*slot = buf;
+	return buf;
+}
+
+/* cpg_read_buffer(rel, blkno), locked in `mode` (BUFFER_LOCK_SHARE or _EXCLUSIVE). */
+Buffer
+cpg_read_locked(Relation rel, BlockNumber blkno, int mode)
+{
+	Buffer		buf = cpg_read_buffer(rel, blkno);
+
+	LockBuffer(buf, mode);
 	return buf;
 }

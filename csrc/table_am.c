@@ -31,7 +31,6 @@
 extern void cpg_raise(CpgStatus *st);
 extern Oid	cpg_clustered_index_of(Relation rel);
 extern Datum cpg_slot_key(TupleTableSlot *slot, int16 attno, bool *isnull);
-extern uint32 cpg_slot_tuple_len(TupleTableSlot *slot);
 extern Size cpg_heap_page_free(Relation rel, BlockNumber blkno, Buffer *keep);
 extern Buffer cpg_read_buffer(Relation rel, BlockNumber blkno);
 extern BlockNumber cpg_heap_fresh_block(Relation rel);
@@ -157,13 +156,6 @@ Datum
 cpg_slot_key(TupleTableSlot *slot, int16 attno, bool *isnull)
 {
 	return slot_getattr(slot, attno, isnull);
-}
-
-/* Length of the tuple heap will store (before TOAST compression). */
-uint32
-cpg_slot_tuple_len(TupleTableSlot *slot)
-{
-	return ExecFetchSlotHeapTuple(slot, true, NULL)->t_len;
 }
 
 /*
@@ -295,9 +287,11 @@ cpg_heap_fresh_block(Relation rel)
 #endif
 }
 
-/* Asks Rust for the block of the slot's key and makes it heap's target. */
 /*
- * Chooses the block for the tuple and makes it heap's target. With
+ * Chooses the block for the tuple and makes it heap's target: finds and
+ * opens the clustered_pk_index, reads the key and the tuple's length here
+ * (PostgreSQL calls that may ereport, kept out of Rust's frames), and asks
+ * Rust for the block in one call. With
  * pinned_out and no bulk-insert state, *pinned_out is the chosen block's
  * buffer, still pinned from placement's look at its free space (the caller
  * releases it), or InvalidBuffer; otherwise that pin is dropped here.
@@ -307,10 +301,26 @@ place(Relation rel, TupleTableSlot *slot, BulkInsertState bistate, Buffer *pinne
 {
 	CpgStatus	st = {0};
 	Buffer		pinned = InvalidBuffer;
-	BlockNumber target = rs_place(rel, slot, &pinned, &st);
+	Oid			index_oid = cpg_clustered_index_of(rel);
+	Relation	index;
+	Datum		key;
+	bool		isnull;
+	uint32		len = 0;
+	BlockNumber target;
 
 	if (pinned_out)
 		*pinned_out = InvalidBuffer;
+	/* no clustered_pk_index: heap's own choice */
+	if (!OidIsValid(index_oid))
+		return;
+	/* the executor already holds this lock on the index */
+	index = index_open(index_oid, RowExclusiveLock);
+	key = slot_getattr(slot, index->rd_index->indkey.values[0], &isnull);
+	/* materialises the tuple heap is about to store (Rust refuses a NULL key) */
+	if (!isnull)
+		len = ExecFetchSlotHeapTuple(slot, true, NULL)->t_len;
+	target = rs_place(rel, index, key, isnull, len, &pinned, &st);
+	index_close(index, NoLock);
 	cpg_raise(&st);
 	if (target == InvalidBlockNumber)
 		return;

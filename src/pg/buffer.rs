@@ -56,27 +56,31 @@ impl Drop for Pinned {
 pub struct LockedBuffer {
     buf: sys::Buffer,
     lock: Lock,
+    blkno: u32,
 }
 
 impl LockedBuffer {
     /// Reads block `blkno` of `rel`'s main fork and locks it.
     pub fn read(rel: sys::Relation, blkno: u32, lock: Lock) -> PgResult<Self> {
-        // SAFETY: rel is an open relation; ReadBuffer may ereport.
-        let buf = guard(|| unsafe { sys::cpg_read_buffer(rel, blkno) })?;
-        let this = LockedBuffer { buf, lock };
         let mode = lock.mode();
-        // SAFETY: we hold a pin on buf.
-        guard(|| unsafe { sys::LockBuffer(buf, mode) })?;
-        Ok(this)
+        // SAFETY: rel is an open relation; ReadBuffer and LockBuffer may
+        // ereport, in which case C holds the pin (if any) and the
+        // resource owner releases it.
+        let buf = guard(|| unsafe { sys::cpg_read_locked(rel, blkno, mode) })?;
+        Ok(LockedBuffer { buf, lock, blkno })
     }
 
     /// A new block at the end of `rel`, zeroed and exclusively locked.
     pub fn extend(rel: sys::Relation) -> PgResult<Self> {
         // SAFETY: rel is an open index.
         let buf = guard(|| unsafe { sys::cpg_extend_index(rel) })?;
+        // SAFETY: pinned buffer; BufferGetBlockNumber does not ereport for
+        // a valid pinned buffer, but guard anyway.
+        let blkno = guard(|| unsafe { sys::BufferGetBlockNumber(buf) }).unwrap_or(u32::MAX);
         Ok(LockedBuffer {
             buf,
             lock: Lock::Exclusive,
+            blkno,
         })
     }
 
@@ -85,10 +89,7 @@ impl LockedBuffer {
     }
 
     pub fn blkno(&self) -> u32 {
-        let b = self.buf;
-        // SAFETY: pinned buffer; BufferGetBlockNumber does not ereport for
-        // a valid pinned buffer, but guard anyway.
-        guard(|| unsafe { sys::BufferGetBlockNumber(b) }).unwrap_or(u32::MAX)
+        self.blkno
     }
 
     /// The page, for reading (valid while the lock is held).

@@ -35,6 +35,9 @@ extern "C" {
     /// ReadBuffer() through the buffer this backend last found the block
     /// in (csrc/recent_buffer.c).
     pub fn cpg_read_buffer(rel: Relation, blkno: BlockNumber) -> Buffer;
+    /// cpg_read_buffer() and LockBuffer(mode) in one call (one error
+    /// boundary instead of two: every row reads several map pages).
+    pub fn cpg_read_locked(rel: Relation, blkno: BlockNumber, mode: core::ffi::c_int) -> Buffer;
     /// GenericXLogFinish's critical section for images and deltas made by
     /// core::page_delta (csrc/generic_wal.c): one RM_GENERIC_ID record.
     pub fn cpg_generic_log(
@@ -127,8 +130,6 @@ extern "C" {
     pub fn cpg_clustered_index_of(rel: Relation) -> Oid;
     /// slot_getattr() (an inline).
     pub fn cpg_slot_key(slot: *mut TupleTableSlot, attno: i16, isnull: *mut bool) -> Datum;
-    /// Length of the heap tuple the slot holds (materialises it).
-    pub fn cpg_slot_tuple_len(slot: *mut TupleTableSlot) -> u32;
     /// Free space of a heap page; with `keep` non-NULL the page stays
     /// pinned and `*keep` is its buffer.
     pub fn cpg_heap_page_free(rel: Relation, blkno: BlockNumber, keep: *mut Buffer) -> usize;

@@ -457,8 +457,9 @@ fn read_seg(index: sys::Relation, blkno: u32, lock: Lock) -> PgResult<(LockedBuf
 /// Current time as TimestampTz (statement start: cheap and good enough for
 /// `updated_at` / `last_split_at`).
 pub fn now() -> i64 {
-    // SAFETY: reads a backend-local variable.
-    guard(|| unsafe { sys::GetCurrentStatementStartTimestamp() }).unwrap_or(0)
+    // SAFETY: returns a backend-local variable; cannot ereport (called for
+    // every inserted row, so without the error boundary's setjmp).
+    unsafe { sys::GetCurrentStatementStartTimestamp() }
 }
 
 /// Heap blocks that may hold keys in `[lo, hi]`, ascending (a bitmap's
@@ -1176,8 +1177,9 @@ fn remember_location(
     hi: Option<i64>,
 ) {
     // Without WAL, GenericXLog leaves the LSN alone: a change is invisible.
-    // SAFETY: index is open.
-    let logged = guard(|| unsafe { sys::cpg_rel_needs_wal(index) }).unwrap_or(false);
+    // SAFETY: index is open; RelationNeedsWAL reads fields and wal_level,
+    // and cannot ereport.
+    let logged = unsafe { sys::cpg_rel_needs_wal(index) };
     let hint = logged.then(|| LocationHint {
         index: rel::relid(index),
         blkno: buf.blkno(),

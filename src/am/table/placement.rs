@@ -195,23 +195,20 @@ fn segment_keys(
     Ok(keys)
 }
 
-/// The block for the tuple in `slot`, and the pin placement holds on it
-/// when it read its free space.
-fn choose(heap: sys::Relation, slot: *mut sys::TupleTableSlot) -> PgResult<(u32, Option<Pinned>)> {
-    // SAFETY: heap is the open target relation.
-    let index_oid = guard(|| unsafe { sys::cpg_clustered_index_of(heap) })?;
-    if index_oid == 0 {
-        return Ok((NO_BLOCK, None));
-    }
-    // The executor already holds this lock on the index.
-    let index = OpenRel::index(index_oid, sys::RowExclusiveLock as i32)?;
-    let ix = index.rel();
+/// The block for a tuple of `len` bytes with key `datum` (`isnull`) in the
+/// table `heap` clustered by `index`, and the pin placement holds on it
+/// when it read its free space. The C caller (`place` in
+/// csrc/table_am.c) found and opened the index and read the key and the
+/// length from the slot: one call across the error boundary per row.
+fn choose(
+    heap: sys::Relation,
+    ix: sys::Relation,
+    datum: sys::Datum,
+    isnull: bool,
+    len: usize,
+) -> PgResult<(u32, Option<Pinned>)> {
     let attno = rel::index_heap_attno(ix);
     let width = rel::key_width(ix)?;
-    let mut isnull = false;
-    let np = &mut isnull as *mut bool;
-    // SAFETY: slot is the tuple being inserted.
-    let datum = guard(|| unsafe { sys::cpg_slot_key(slot, attno, np) })?;
     if isnull {
         return Err(PgError::new(
             codes::NOT_NULL_VIOLATION,
@@ -223,8 +220,6 @@ fn choose(heap: sys::Relation, slot: *mut sys::TupleTableSlot) -> PgResult<(u32,
         .hint("A clustered_heap table orders rows by its clustered_pk_index key, which cannot be NULL; declare the column NOT NULL."));
     }
     let key = rel::key_from_datum(datum, width);
-    // SAFETY: as above; materialises the tuple heap is about to store.
-    let len = guard(|| unsafe { sys::cpg_slot_tuple_len(slot) })? as usize;
     // TOAST keeps stored tuples near 2 kB at most.
     let len = len.min(2032);
     let opts = rel::index_options(ix);
@@ -256,18 +251,22 @@ fn choose(heap: sys::Relation, slot: *mut sys::TupleTableSlot) -> PgResult<(u32,
     Ok((b, None))
 }
 
-/// The block for the tuple in `slot`; `*pinned` is its buffer when
-/// placement still holds a pin on it (the caller releases it), else
-/// InvalidBuffer.
+/// The block for a tuple of table `heap` whose clustered_pk_index is
+/// `index` (open), with key `key` (`isnull`) and `len` bytes; `*pinned` is
+/// its buffer when placement still holds a pin on it (the caller releases
+/// it), else InvalidBuffer.
 #[no_mangle]
 pub extern "C" fn rs_place(
     heap: sys::Relation,
-    slot: *mut sys::TupleTableSlot,
+    index: sys::Relation,
+    key: sys::Datum,
+    isnull: bool,
+    len: u32,
     pinned: *mut sys::Buffer,
     st: *mut CpgStatus,
 ) -> u32 {
     entry(st, NO_BLOCK, || {
-        let (b, pin) = choose(heap, slot)?;
+        let (b, pin) = choose(heap, index, key, isnull, len as usize)?;
         // SAFETY: the caller passes a valid out pointer.
         unsafe { *pinned = pin.map_or(0, Pinned::into_raw) };
         Ok(b)
