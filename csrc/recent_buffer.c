@@ -10,14 +10,17 @@
  * block, so a stale entry only costs the ordinary lookup.
  *
  * The memory is one array per relation, indexed by block number (4 bytes
- * a block: 72 kB for a 1M-row table), for the last few relations read.
- * A direct-mapped table shared by all relations needed 65,536 slots to hit
- * for most of a 1M-row table's heap pages, and at 768 kB its own slot was a
- * cache miss on most reads: the array keeps neighbouring blocks' entries
- * on one cache line and stays small enough to stay cached.
+ * a block: 72 kB for a 1M-row table), for the last few relations read,
+ * and a small direct-mapped table for blocks past what an array covers
+ * (relations over 8 GB). A direct-mapped table alone needed 65,536 slots to
+ * hit for most of a 1M-row table's heap pages, and at 768 kB its own slot
+ * was a cache miss on most reads: the array keeps neighbouring blocks'
+ * entries on one cache line and stays small enough to stay cached. At most
+ * 8 arrays of 4 MB and the 96 kB table per backend.
  */
 #include "postgres.h"
 
+#include "common/hashfn.h"
 #include "pgstat.h"
 #include "storage/bufmgr.h"
 #include "utils/rel.h"
@@ -29,21 +32,24 @@ extern Buffer cpg_read_locked(Relation rel, BlockNumber blkno, int mode);
 #define CPG_RECENT_RELS 8
 
 /*
- * Blocks remembered per relation at most (8 MB of array, a 16 GB
- * relation); blocks beyond are read the ordinary way.
+ * Blocks an array covers at most (4 MB of array, an 8 GB relation); blocks
+ * beyond go to the direct-mapped table of CPG_RECENT_SLOTS entries.
  */
-#define CPG_RECENT_MAX_BLOCKS (1U << 21)
+#define CPG_RECENT_MAX_BLOCKS (1U << 20)
+#define CPG_RECENT_SLOTS 8192
 
 #if PG_VERSION_NUM >= 160000
 typedef RelFileLocator CpgLocator;
 
 #define CPG_REL_LOCATOR(rel) ((rel)->rd_locator)
 #define CPG_SAME_LOCATOR(a, b) RelFileLocatorEquals(a, b)
+#define CPG_LOCATOR_NUMBER(loc) ((loc).relNumber)
 #else
 typedef RelFileNode CpgLocator;
 
 #define CPG_REL_LOCATOR(rel) ((rel)->rd_node)
 #define CPG_SAME_LOCATOR(a, b) RelFileNodeEquals(a, b)
+#define CPG_LOCATOR_NUMBER(loc) ((loc).relNode)
 #endif
 
 typedef struct RecentRel
@@ -53,14 +59,42 @@ typedef struct RecentRel
 	BlockNumber nblocks;		/* entries allocated */
 } RecentRel;
 
+typedef struct RecentSlot
+{
+	CpgLocator	locator;
+	BlockNumber blkno;
+	Buffer		buffer;
+} RecentSlot;
+
 /* Per backend; buffers arrays live in malloc'd memory for its lifetime. */
 static RecentRel recent[CPG_RECENT_RELS];
 static int	recent_next;
+static RecentSlot far_blocks[CPG_RECENT_SLOTS];
 
 /*
- * The remembered buffers of rel, with room for blkno, or NULL (out of
- * memory, or a block past CPG_RECENT_MAX_BLOCKS): then nothing is
- * remembered and nothing fails.
+ * The table's slot for a block past the arrays: remembered only while it
+ * names that block (a slot naming another is overwritten).
+ */
+static Buffer *
+far_slot(CpgLocator loc, BlockNumber blkno)
+{
+	RecentSlot *slot = &far_blocks[hash_combine(murmurhash32(CPG_LOCATOR_NUMBER(loc)),
+												 murmurhash32(blkno)) % CPG_RECENT_SLOTS];
+
+	if (!CPG_SAME_LOCATOR(slot->locator, loc) || slot->blkno != blkno)
+	{
+		slot->locator = loc;
+		slot->blkno = blkno;
+		slot->buffer = InvalidBuffer;
+	}
+	return &slot->buffer;
+}
+
+/*
+ * Where the buffer of rel's block blkno is remembered: its relation's
+ * array (grown to cover it), the direct-mapped table for a block past what
+ * an array covers, or NULL when memory runs out (then nothing is
+ * remembered and nothing fails).
  */
 static Buffer *
 recent_slot(Relation rel, BlockNumber blkno)
@@ -70,7 +104,7 @@ recent_slot(Relation rel, BlockNumber blkno)
 	int			i;
 
 	if (blkno >= CPG_RECENT_MAX_BLOCKS)
-		return NULL;
+		return far_slot(loc, blkno);
 	for (i = 0; i < CPG_RECENT_RELS; i++)
 		if (recent[i].buffers != NULL && CPG_SAME_LOCATOR(recent[i].locator, loc))
 		{
