@@ -4,6 +4,7 @@
 pub mod cost;
 pub mod counters;
 pub mod directory;
+pub mod fasthash;
 pub mod layout;
 pub mod locator;
 pub mod options;

@@ -11,31 +11,8 @@
 //! the one they read from the page, so decisions within the transaction
 //! see every row it inserted.
 
+use super::fasthash::IdBuild;
 use std::collections::{BTreeMap, HashMap};
-use std::hash::{BuildHasherDefault, Hasher};
-
-/// Hashes segment ids (i64) in a multiply and a rotate: the default
-/// SipHash costs more than the rest of noting a row (segment ids are not
-/// chosen by anyone who could aim collisions at this backend's memory).
-#[derive(Default)]
-pub struct SegIdHasher(u64);
-
-impl Hasher for SegIdHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.write_u64(u64::from(b));
-        }
-    }
-    fn write_u64(&mut self, n: u64) {
-        self.0 = (self.0.rotate_left(5) ^ n).wrapping_mul(0x517c_c1b7_2722_0a95);
-    }
-    fn write_i64(&mut self, n: i64) {
-        self.write_u64(n as u64);
-    }
-}
 
 /// Rows one transaction owes one segment: how many, and the span of their
 /// keys (`min` also finds the segment again at flush time).
@@ -48,7 +25,7 @@ pub struct SegPending {
 
 /// Pending rows of one index, by segment id (looked up for every inserted
 /// row; the order is the flush's business, see [`group_by_page`]).
-pub type IndexPending = HashMap<i64, SegPending, BuildHasherDefault<SegIdHasher>>;
+pub type IndexPending = HashMap<i64, SegPending, IdBuild>;
 
 /// Pending row counts of this backend's transaction, by index OID.
 #[derive(Debug, Default)]

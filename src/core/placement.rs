@@ -231,7 +231,7 @@ pub fn median_split(sorted_keys: &[i64], seg_lo: i64) -> Option<i64> {
 #[derive(Debug, Default)]
 pub struct FreeSpaceMemo {
     /// Per relation: free bytes by block number, `UNKNOWN` where not seen.
-    rels: std::collections::HashMap<u32, Vec<u16>>,
+    rels: std::collections::HashMap<u32, Vec<u16>, super::fasthash::IdBuild>,
     /// Per relation: its size in blocks as this transaction last saw it.
     /// Only VACUUM shrinks a table, under a lock that conflicts with the one
     /// an insert holds to transaction end, so within one transaction the
@@ -239,7 +239,7 @@ pub struct FreeSpaceMemo {
     /// past it may exist (another backend extended the table) and is worth
     /// one fresh look, a block below it certainly exists. Asking the kernel
     /// instead costs a system call per inserted row.
-    sizes: std::collections::HashMap<u32, u32>,
+    sizes: std::collections::HashMap<u32, u32, super::fasthash::IdBuild>,
 }
 
 impl FreeSpaceMemo {
