@@ -90,9 +90,15 @@ pub fn place_capped(
     known_full: impl Fn(usize, Fill) -> bool,
     mut room: impl FnMut(u32, Fill) -> bool,
 ) -> Decision {
-    let lo = listings.iter().map(|l| l.zmin).min();
-    let hi = listings.iter().map(|l| l.zmax).max();
-    if segment_rows >= capacity && matches!((lo, hi), (Some(a), Some(z)) if a < z) {
+    // The keys the segment holds, needed only when it is full or no block
+    // takes the key (not for most rows).
+    let span = || {
+        (
+            listings.iter().map(|l| l.zmin).min(),
+            listings.iter().map(|l| l.zmax).max(),
+        )
+    };
+    if segment_rows >= capacity && matches!(span(), (Some(a), Some(z)) if a < z) {
         return Decision::Split;
     }
     let order = |l: &Listed| (distance(k, l), l.zmax as i128 - l.zmin as i128, l.blkno);
@@ -131,7 +137,7 @@ pub fn place_capped(
             }
         }
     }
-    match (lo, hi) {
+    match span() {
         (Some(lo), Some(hi)) if k > lo && k < hi && segment_rows >= split_floor => Decision::Split,
         _ => Decision::Fresh,
     }
@@ -294,13 +300,26 @@ impl FreeSpaceMemo {
 
     /// The free space last seen on each of `blocks` of `rel`, in order.
     pub fn recall_each(&self, rel: u32, blocks: impl Iterator<Item = u32>) -> Vec<Option<usize>> {
+        let blocks: Vec<u32> = blocks.collect();
+        let mut out = vec![None; blocks.len()];
+        self.recall_into(rel, blocks.into_iter(), &mut out);
+        out
+    }
+
+    /// [`recall_each`](Self::recall_each) into `out` (one entry per block,
+    /// as many as `out` holds): the relation is looked up once.
+    pub fn recall_into(
+        &self,
+        rel: u32,
+        blocks: impl Iterator<Item = u32>,
+        out: &mut [Option<usize>],
+    ) {
         let seen = self.rels.get(&rel);
-        blocks
-            .map(|b| {
-                let v = *seen?.get(b as usize)?;
-                (v != Self::UNKNOWN).then_some(v as usize)
-            })
-            .collect()
+        for (o, b) in out.iter_mut().zip(blocks) {
+            *o = seen
+                .and_then(|v| v.get(b as usize))
+                .and_then(|&v| (v != Self::UNKNOWN).then_some(v as usize));
+        }
     }
 }
 

@@ -104,13 +104,20 @@ fn decide(
         rows = rows.max(segment_keys(heap, index, seg, hi)?.len() as i64);
     }
     // What this backend already knows, read once: blocks last seen too
-    // full are skipped without a buffer lookup.
-    let (size, seen) = FREE_MEMO.with(|m| {
+    // full are skipped without a buffer lookup. On the stack for the
+    // usual segment (placement runs for every row).
+    let mut on_stack = [None; 64];
+    let mut on_heap = Vec::new();
+    let seen: &mut [Option<usize>] = if listed.len() <= on_stack.len() {
+        &mut on_stack[..listed.len()]
+    } else {
+        on_heap.resize(listed.len(), None);
+        &mut on_heap
+    };
+    let size = FREE_MEMO.with(|m| {
         let m = m.borrow();
-        (
-            m.size(relid),
-            m.recall_each(relid, listed.iter().map(|l| l.blkno)),
-        )
+        m.recall_into(relid, listed.iter().map(|l| l.blkno), seen);
+        m.size(relid)
     });
     let known_full = |i: usize, fill| seen[i].is_some_and(|free| !fits(free, tuple_len, fill, ff));
     // The block placement takes is the last one found with room.
