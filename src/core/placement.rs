@@ -298,7 +298,9 @@ impl FreeSpaceMemo {
         self.sizes.clear();
     }
 
-    /// The free space last seen on each of `blocks` of `rel`, in order.
+    /// The free space last seen on each of `blocks` of `rel`, in order (the
+    /// tests' form of [`recall_into`](Self::recall_into)).
+    #[cfg(test)]
     pub fn recall_each(&self, rel: u32, blocks: impl Iterator<Item = u32>) -> Vec<Option<usize>> {
         let blocks: Vec<u32> = blocks.collect();
         let mut out = vec![None; blocks.len()];
@@ -306,8 +308,8 @@ impl FreeSpaceMemo {
         out
     }
 
-    /// [`recall_each`](Self::recall_each) into `out` (one entry per block,
-    /// as many as `out` holds): the relation is looked up once.
+    /// The free space last seen on each of `blocks` of `rel`, in order, into
+    /// `out` (as many blocks as `out` holds): the relation is looked up once.
     pub fn recall_into(
         &self,
         rel: u32,
