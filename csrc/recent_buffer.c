@@ -158,8 +158,7 @@ cpg_read_buffer(Relation rel, BlockNumber blkno)
 		return *slot;
 	}
 	buf = ReadBuffer(rel, blkno);
-	/* looked up again: nothing may have moved the array meanwhile, but cheap */
-	slot = recent_slot(rel, blkno);
+	/* only recent_slot moves the arrays, and ReadBuffer cannot reach it */
 	if (slot != NULL)
 		*slot = buf;
 	return buf;

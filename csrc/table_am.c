@@ -313,8 +313,13 @@ place(Relation rel, TupleTableSlot *slot, BulkInsertState bistate, Buffer *pinne
 	/* no clustered_pk_index: heap's own choice */
 	if (!OidIsValid(index_oid))
 		return;
-	/* the executor already holds this lock on the index */
-	index = index_open(index_oid, RowExclusiveLock);
+	/*
+	 * No lock of its own: the caller's lock on the table keeps the index
+	 * from being dropped (DROP INDEX waits for it, CONCURRENTLY waits for
+	 * its transaction), and the executor has locked the index too. Taking
+	 * the lock again was a lock-table lookup per row.
+	 */
+	index = index_open(index_oid, NoLock);
 	key = slot_getattr(slot, index->rd_index->indkey.values[0], &isnull);
 	/* materialises the tuple heap is about to store (Rust refuses a NULL key) */
 	if (!isnull)

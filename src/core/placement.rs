@@ -43,11 +43,11 @@ pub enum Fill {
 }
 
 /// Distance from `k` to a zone (0 when inside).
-fn distance(k: i64, l: &Listed) -> u128 {
+fn distance(k: i64, l: &Listed) -> u64 {
     if k < l.zmin {
-        (l.zmin as i128 - k as i128) as u128
+        l.zmin.abs_diff(k)
     } else if k > l.zmax {
-        (k as i128 - l.zmax as i128) as u128
+        k.abs_diff(l.zmax)
     } else {
         0
     }
@@ -101,39 +101,43 @@ pub fn place_capped(
     if segment_rows >= capacity && matches!(span(), (Some(a), Some(z)) if a < z) {
         return Decision::Split;
     }
-    let order = |l: &Listed| (distance(k, l), l.zmax as i128 - l.zmin as i128, l.blkno);
-    let fill_for = |l: &Listed| {
-        if distance(k, l) == 0 {
-            Fill::Gap
-        } else {
-            Fill::Extend
-        }
-    };
+    // Nearest zone first, then the narrowest, then the lowest block.
+    let order = |l: &Listed| (distance(k, l), l.zmax.abs_diff(l.zmin), l.blkno);
+    let fill_at = |d: u64| if d == 0 { Fill::Gap } else { Fill::Extend };
     // Most of a segment's blocks are usually known to be full: skip those,
     // and try the nearest of the rest before collecting and sorting them
-    // (placement runs for every row; the nearest usually has room).
-    let open = |&(i, l): &(usize, &Listed)| !known_full(i, fill_for(l));
-    let best = listings
-        .iter()
-        .enumerate()
-        .filter(open)
-        .map(|(_, l)| l)
-        .min_by_key(|l| order(l));
-    if let Some(best) = best {
-        if room(best.blkno, fill_for(best)) {
-            return Decision::Block(best.blkno);
+    // (placement runs for every row; the nearest usually has room). One
+    // pass over the listings, each zone's distance computed once.
+    let mut best: Option<((u64, u64, u32), Fill)> = None;
+    for (i, l) in listings.iter().enumerate() {
+        let o = order(l);
+        let fill = fill_at(o.0);
+        if known_full(i, fill) {
+            continue;
         }
-        let mut rest: Vec<&Listed> = listings
+        if best.is_none_or(|(b, _)| o < b) {
+            best = Some((o, fill));
+        }
+    }
+    if let Some(((_, _, blkno), fill)) = best {
+        if room(blkno, fill) {
+            return Decision::Block(blkno);
+        }
+        let mut rest: Vec<((u64, u64, u32), Fill)> = listings
             .iter()
             .enumerate()
-            .filter(open)
-            .map(|(_, l)| l)
-            .filter(|l| l.blkno != best.blkno)
+            .filter(|&(_, l)| l.blkno != blkno)
+            .map(|(i, l)| {
+                let o = order(l);
+                (i, o, fill_at(o.0))
+            })
+            .filter(|&(i, _, fill)| !known_full(i, fill))
+            .map(|(_, o, fill)| (o, fill))
             .collect();
-        rest.sort_by_key(|l| order(l));
-        for l in rest {
-            if room(l.blkno, fill_for(l)) {
-                return Decision::Block(l.blkno);
+        rest.sort_unstable_by_key(|&(o, _)| o);
+        for ((_, _, b), fill) in rest {
+            if room(b, fill) {
+                return Decision::Block(b);
             }
         }
     }

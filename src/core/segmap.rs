@@ -10,13 +10,13 @@
 
 use std::collections::HashMap;
 use std::fmt;
-
 use std::mem::offset_of;
 
 use super::layout::{
     get_i64, get_u16, get_u32, slot_area, DirEntry, LayoutError, Listing, Meta, SegHeader, SegPage,
     SegPageHeader, SegPageView, Segment, CONTENT_SIZE,
 };
+use super::placement::Listed;
 // The in-place writers (the references the WAL deltas are tested against)
 // are test-only.
 #[cfg(test)]
@@ -1006,45 +1006,48 @@ fn raw_listing_key(buf: &[u8], at: usize) -> (i64, u32) {
     )
 }
 
-/// The segment owning `key` and the exclusive upper bound of its key range
-/// on this page (None for the page's last segment), decoded alone from the
-/// encoded page: the insert path needs one segment, not the page.
-pub fn segment_in_place(buf: &[u8], key: i64) -> Result<(Segment, Option<i64>), LayoutError> {
-    segment_in_place_at(buf, key).map(|(seg, hi, _)| (seg, hi))
+/// What placement needs of the segment owning a key, besides its blocks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SegHead {
+    pub lo: i64,
+    pub id: i64,
+    pub row_count: i64,
 }
 
-/// [`segment_in_place`], also returning the byte offset of the segment's
-/// header on the page (a hint for [`covered_at`] while the page is
-/// unchanged).
-pub fn segment_in_place_at(
+/// The segment owning `key`, read alone from the encoded page (placement
+/// needs one segment, not the page): its head, the exclusive upper bound
+/// of its key range on this page (None for the page's last segment), and
+/// the byte offset of its header (a hint for [`covered_at`] while the page
+/// is unchanged). Its blocks and zones go into `out`, cleared first, whose
+/// capacity placement reuses from row to row.
+pub fn listed_in_place_at(
     buf: &[u8],
     key: i64,
-) -> Result<(Segment, Option<i64>, usize), LayoutError> {
+    out: &mut Vec<Listed>,
+) -> Result<(SegHead, Option<i64>, usize), LayoutError> {
     let (v, off, idx, h) = raw_find_segment(buf, key)?;
-    let (used, nsegs) = (v.used, v.nsegs);
     let lst = off + SegHeader::SIZE;
-    let listings = (0..h.nlist as usize)
-        .map(|i| Listing::read(&buf[lst + i * Listing::SIZE..]))
-        .collect();
+    out.clear();
+    out.extend((0..h.nlist as usize).map(|i| {
+        let l = Listing::read(&buf[lst + i * Listing::SIZE..]);
+        Listed {
+            blkno: l.blkno,
+            zmin: l.zmin,
+            zmax: l.zmax(),
+        }
+    }));
     let next = lst + h.nlist as usize * Listing::SIZE;
-    let hi = if idx + 1 < nsegs {
-        Some(raw_segment(buf, next, used)?.lo)
+    let hi = if idx + 1 < v.nsegs {
+        Some(raw_segment(buf, next, v.used)?.lo)
     } else {
         None
     };
-    Ok((
-        Segment {
-            lo: h.lo,
-            id: h.segment_id,
-            row_count: h.row_count,
-            split_generation: h.split_generation,
-            last_split_at: h.last_split_at,
-            updated_at: h.updated_at,
-            listings,
-        },
-        hi,
-        off,
-    ))
+    let head = SegHead {
+        lo: h.lo,
+        id: h.segment_id,
+        row_count: h.row_count,
+    };
+    Ok((head, hi, off))
 }
 
 /// [`covered_in_place`] for the segment whose header is at `off`, found by
@@ -2216,7 +2219,8 @@ mod in_place_segment_tests {
         let mut buf = vec![0u8; CONTENT_SIZE];
         pages[0].encode_into(&mut buf).unwrap();
         for key in [0i64, 1, 767, 768, 3000] {
-            let (seg, _hi, off) = segment_in_place_at(&buf, key).unwrap();
+            let mut listed = Vec::new();
+            let (seg, _hi, off) = listed_in_place_at(&buf, key, &mut listed).unwrap();
             for blk in [0u32, 1, 7, 99] {
                 assert_eq!(
                     covered_at(&buf, off, key, blk).unwrap(),
@@ -2232,6 +2236,10 @@ mod in_place_segment_tests {
         }
     }
 
+    fn l(blkno: u32, zmin: i64, zmax: i64) -> Listed {
+        Listed { blkno, zmin, zmax }
+    }
+
     #[test]
     fn segment_in_place_matches_the_decoded_page() {
         let pairs: Vec<(i64, u32)> = (0..5000i64).map(|k| (k * 3, (k / 40) as u32)).collect();
@@ -2239,10 +2247,26 @@ mod in_place_segment_tests {
         let page = &pages[0];
         let mut buf = vec![0u8; CONTENT_SIZE];
         page.encode_into(&mut buf).unwrap();
+        let mut listed = vec![l(0, 1, 2)];
         for key in [0i64, 1, 767, 768, 3000, 14_000] {
-            let (seg, hi) = segment_in_place(&buf, key).unwrap();
+            let (head, hi, _off) = listed_in_place_at(&buf, key, &mut listed).unwrap();
             let si = page.find_segment(key);
-            assert_eq!(seg, page.segs[si], "key {key}");
+            let want = &page.segs[si];
+            assert_eq!(
+                head,
+                SegHead {
+                    lo: want.lo,
+                    id: want.id,
+                    row_count: want.row_count
+                },
+                "key {key}"
+            );
+            let zones: Vec<Listed> = want
+                .listings
+                .iter()
+                .map(|w| l(w.blkno, w.zmin, w.zmax()))
+                .collect();
+            assert_eq!(listed, zones, "key {key}");
             assert_eq!(hi, page.segment_hi(si, None), "key {key}");
         }
     }

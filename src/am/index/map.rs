@@ -20,10 +20,11 @@ use crate::core::layout::{
 };
 use crate::core::ordered::Zone;
 use crate::core::pending::{group_by_page, PendingRows};
+use crate::core::placement::Listed;
 use crate::core::recount::split_counts;
 use crate::core::segmap::{
-    count_delta, count_targets, covered_at, covered_in_place, find_page, pick_split_key,
-    record_delta, segment_in_place_at, Recorded,
+    count_delta, count_targets, covered_at, covered_in_place, find_page, listed_in_place_at,
+    pick_split_key, record_delta, Recorded, SegHead,
 };
 use crate::pg::buffer::{log_delta, Lock, LockedBuffer, XLogRecord};
 use crate::pg::error::{codes, guard, PgError, PgResult};
@@ -1117,8 +1118,13 @@ pub fn directory_shape(index: sys::Relation) -> PgResult<(u32, usize, usize, usi
     ))
 }
 
-/// The segment owning `key` (a copy) and its exclusive upper bound.
-pub fn segment_of(index: sys::Relation, key: i64) -> PgResult<(Segment, Option<i64>)> {
+/// The segment owning `key`: its head and exclusive upper bound, its blocks
+/// and zones into `out` (see [`listed_in_place_at`]).
+pub fn segment_listed(
+    index: sys::Relation,
+    key: i64,
+    out: &mut Vec<Listed>,
+) -> PgResult<(SegHead, Option<i64>)> {
     // An overflowed map still has its segments; placement keeps using them.
     let Located::Seg(loc) = locate_with(index, key, Lock::Share, false)? else {
         return Err(corrupt(
@@ -1127,15 +1133,15 @@ pub fn segment_of(index: sys::Relation, key: i64) -> PgResult<(Segment, Option<i
             LayoutError::Corrupt("empty directory"),
         ));
     };
-    let (s, hi, off) = segment_in_place_at(content(loc.buf.page()), key)
+    let (head, hi, off) = listed_in_place_at(content(loc.buf.page()), key, out)
         .map_err(|e| corrupt(index, "segment page", e))?;
     let hi = hi.or(loc.hi);
     if loc.overflowed {
         forget_location();
     } else {
-        remember_location(index, &loc.buf, off, s.lo, hi);
+        remember_location(index, &loc.buf, off, head.lo, hi);
     }
-    Ok((s, hi))
+    Ok((head, hi))
 }
 
 /// Where placement last found a segment: the insert that follows records

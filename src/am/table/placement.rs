@@ -7,12 +7,12 @@
 
 use crate::am::index::map;
 use crate::core::counters::{bump, Counter};
-use crate::core::layout::Segment;
 use crate::core::options::IndexOptions;
 use crate::core::placement::{
     count_keys_first, fits, free_after, place_capped, rows_per_page, split_floor, Decision,
     FreeSpaceMemo, Listed,
 };
+use crate::core::segmap::SegHead;
 use crate::pg::buffer::Pinned;
 use crate::pg::error::{codes, entry, guard, CpgStatus, PgError, PgResult};
 use crate::pg::heap::KeysOf;
@@ -26,6 +26,9 @@ thread_local! {
     /// Free space this backend last saw on heap pages (see FreeSpaceMemo).
     static FREE_MEMO: std::cell::RefCell<FreeSpaceMemo> =
         std::cell::RefCell::new(FreeSpaceMemo::default());
+    /// The buffer placement reads a segment's blocks into: kept, so a row
+    /// does not allocate one.
+    static LISTED: std::cell::Cell<Vec<Listed>> = const { std::cell::Cell::new(Vec::new()) };
 }
 
 /// Relcache invalidation of `relid` (0: of everything): VACUUM and TRUNCATE
@@ -73,22 +76,14 @@ fn table_blocks(heap: sys::Relation, at_least: u32) -> PgResult<u32> {
 fn decide(
     heap: sys::Relation,
     index: sys::Relation,
-    seg: &Segment,
+    seg: &SegHead,
+    listed: &[Listed],
     hi: Option<i64>,
     key: i64,
     tuple_len: usize,
     opts: &IndexOptions,
     capacity: i64,
 ) -> PgResult<(Decision, Option<Pinned>)> {
-    let listed: Vec<Listed> = seg
-        .listings
-        .iter()
-        .map(|l| Listed {
-            blkno: l.blkno,
-            zmin: l.zmin,
-            zmax: l.zmax(),
-        })
-        .collect();
     let floor = split_floor(
         rows_per_page(tuple_len, opts.target_fillfactor),
         i64::from(opts.split_threshold),
@@ -101,7 +96,7 @@ fn decide(
         .row_count
         .saturating_add(map::pending_rows(index, seg.id));
     if count_keys_first(rows, capacity) {
-        rows = rows.max(segment_keys(heap, index, seg, hi)?.len() as i64);
+        rows = rows.max(segment_keys(heap, index, seg.lo, listed, hi)?.len() as i64);
     }
     // What this backend already knows, read once: blocks last seen too
     // full are skipped without a buffer lookup. On the stack for the
@@ -122,54 +117,46 @@ fn decide(
     let known_full = |i: usize, fill| seen[i].is_some_and(|free| !fits(free, tuple_len, fill, ff));
     // The block placement takes is the last one found with room.
     let mut chosen: Option<Pinned> = None;
-    let decision = place_capped(
-        key,
-        &listed,
-        rows,
-        floor,
-        capacity,
-        known_full,
-        |b, fill| {
-            if size.is_none_or(|n| b >= n) {
-                match table_blocks(heap, b) {
-                    Ok(n) if b < n => {}
-                    Ok(_) => return false,
-                    Err(e) => {
-                        failed.get_or_insert(e);
-                        return false;
-                    }
-                }
-            }
-            let mut buf: sys::Buffer = 0;
-            let keep = &mut buf as *mut sys::Buffer;
-            // SAFETY: heap is open and b exists; reads one page's free
-            // space and leaves the page pinned in buf.
-            match guard(|| unsafe { sys::cpg_heap_page_free(heap, b, keep) }) {
-                Ok(free) => {
-                    // SAFETY: the call above pinned buf for us.
-                    let pin = unsafe { Pinned::adopt(buf) };
-                    let room = fits(free, tuple_len, fill, ff);
-                    // The tuple is about to take its share of what was
-                    // seen: remembered, later rows of this backend skip
-                    // the block without a read once it is full.
-                    let left = if room {
-                        free_after(free, tuple_len)
-                    } else {
-                        free
-                    };
-                    FREE_MEMO.with(|m| m.borrow_mut().note(relid, b, left));
-                    if room {
-                        chosen = Some(pin);
-                    }
-                    room
-                }
+    let decision = place_capped(key, listed, rows, floor, capacity, known_full, |b, fill| {
+        if size.is_none_or(|n| b >= n) {
+            match table_blocks(heap, b) {
+                Ok(n) if b < n => {}
+                Ok(_) => return false,
                 Err(e) => {
                     failed.get_or_insert(e);
-                    false
+                    return false;
                 }
             }
-        },
-    );
+        }
+        let mut buf: sys::Buffer = 0;
+        let keep = &mut buf as *mut sys::Buffer;
+        // SAFETY: heap is open and b exists; reads one page's free
+        // space and leaves the page pinned in buf.
+        match guard(|| unsafe { sys::cpg_heap_page_free(heap, b, keep) }) {
+            Ok(free) => {
+                // SAFETY: the call above pinned buf for us.
+                let pin = unsafe { Pinned::adopt(buf) };
+                let room = fits(free, tuple_len, fill, ff);
+                // The tuple is about to take its share of what was
+                // seen: remembered, later rows of this backend skip
+                // the block without a read once it is full.
+                let left = if room {
+                    free_after(free, tuple_len)
+                } else {
+                    free
+                };
+                FREE_MEMO.with(|m| m.borrow_mut().note(relid, b, left));
+                if room {
+                    chosen = Some(pin);
+                }
+                room
+            }
+            Err(e) => {
+                failed.get_or_insert(e);
+                false
+            }
+        }
+    });
     match failed {
         Some(e) => Err(e),
         None => Ok((
@@ -179,22 +166,23 @@ fn decide(
     }
 }
 
-/// Keys of the segment's range (`seg.lo..hi`) its blocks hold, rows of
+/// Keys of the segment's range (`lo..hi`) its blocks hold, rows of
 /// transactions in flight included, in block order.
 fn segment_keys(
     heap: sys::Relation,
     index: sys::Relation,
-    seg: &Segment,
+    lo: i64,
+    listed: &[Listed],
     hi: Option<i64>,
 ) -> PgResult<Vec<i64>> {
     let attno = rel::index_heap_attno(index);
     let width = rel::key_width(index)?;
     let mut keys = Vec::new();
-    for l in &seg.listings {
+    for l in listed {
         for t in
             crate::pg::heap::block_keys(KeysOf::NeverDeletedUnchecked, heap, l.blkno, attno, width)?
         {
-            if let Some(k) = t.key.filter(|&k| k >= seg.lo && hi.is_none_or(|h| k < h)) {
+            if let Some(k) = t.key.filter(|&k| k >= lo && hi.is_none_or(|h| k < h)) {
                 keys.push(k);
             }
         }
@@ -234,11 +222,16 @@ fn choose(
     // (exactly, at the median of the keys its blocks hold) before taking
     // another. One that cannot split (a single key value) fills as usual.
     let mut capacity = i64::from(opts.split_threshold);
+    // The segment's blocks, in a buffer kept from row to row.
+    let mut listed = LISTED.with(|l| l.take());
     for _ in 0..4 {
-        let (seg, hi) = map::segment_of(ix, key)?;
-        let (decision, pin) = decide(heap, ix, &seg, hi, key, len, &opts, capacity)?;
+        let (seg, hi) = map::segment_listed(ix, key, &mut listed)?;
+        let (decision, pin) = decide(heap, ix, &seg, &listed, hi, key, len, &opts, capacity)?;
         match decision {
-            Decision::Block(b) => return Ok((b, pin)),
+            Decision::Block(b) => {
+                LISTED.with(|l| l.replace(listed));
+                return Ok((b, pin));
+            }
             Decision::Fresh => break,
             Decision::Split => {
                 if !map::split_exact(ix, heap, key, attno, width)? {
@@ -341,11 +334,12 @@ pub fn predicted_major(heap: sys::Relation, index: sys::Relation, key: i64) -> P
     let attno = rel::index_heap_attno(index);
     let width = rel::key_width(index)?;
     let opts = rel::index_options(index);
-    let (seg, hi) = map::segment_of(index, key)?;
+    let mut listed = Vec::new();
+    let (seg, hi) = map::segment_listed(index, key, &mut listed)?;
     // Without the tuple, size it like the tuples of the segment's first
     // block: used bytes over tuples there.
     let nblocks = table_blocks(heap, u32::MAX)?;
-    let len = match seg.listings.first().filter(|l| l.blkno < nblocks) {
+    let len = match listed.first().filter(|l| l.blkno < nblocks) {
         Some(l) => {
             let b = l.blkno;
             // SAFETY: heap is open and b exists.
@@ -361,11 +355,11 @@ pub fn predicted_major(heap: sys::Relation, index: sys::Relation, key: i64) -> P
         None => 64,
     };
     let capacity = i64::from(opts.split_threshold);
-    let (decision, _) = decide(heap, index, &seg, hi, key, len, &opts, capacity)?;
+    let (decision, _) = decide(heap, index, &seg, &listed, hi, key, len, &opts, capacity)?;
     if decision != Decision::Split {
         return Ok(seg.id);
     }
-    let mut keys = segment_keys(heap, index, &seg, hi)?;
+    let mut keys = segment_keys(heap, index, seg.lo, &listed, hi)?;
     keys.sort_unstable();
     match crate::core::placement::median_split(&keys, seg.lo) {
         Some(at) if key >= at && hi.is_none_or(|h| at < h) => {
