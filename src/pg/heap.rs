@@ -57,9 +57,11 @@ pub fn block_keys(
     attno: i16,
     width: u32,
 ) -> PgResult<Vec<TupleKey>> {
+    // Room for a page of small tuples: growing from empty reallocated
+    // five times a block.
     let mut c = Collect {
         width,
-        out: Vec::new(),
+        out: Vec::with_capacity(64),
     };
     let cp = &mut c as *mut Collect as *mut c_void;
     // SAFETY: the callback only touches `c`, alive for the call.
