@@ -10,6 +10,7 @@ pub mod locator;
 pub mod options;
 pub mod ordered;
 pub mod page_delta;
+pub mod page_ranges;
 pub mod pending;
 pub mod placement;
 pub mod plan;

@@ -1014,17 +1014,31 @@ pub struct SegHead {
     pub row_count: i64,
 }
 
+/// What [`listed_in_place_at`] found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FoundSeg {
+    pub head: SegHead,
+    /// The exclusive upper bound of the segment's key range on this page
+    /// (None for the page's last segment, whose bound the directory holds).
+    pub hi: Option<i64>,
+    /// The byte offset of its header (a hint for [`covered_at`] while the
+    /// page is unchanged).
+    pub off: usize,
+    /// The key lies between the page's first key and its last segment's:
+    /// whatever the directory says, this page owns it (every segment on a
+    /// page is that page's, and segments tile the keys), so a page found
+    /// without the directory is the right one.
+    pub inside: bool,
+}
+
 /// The segment owning `key`, read alone from the encoded page (placement
-/// needs one segment, not the page): its head, the exclusive upper bound
-/// of its key range on this page (None for the page's last segment), and
-/// the byte offset of its header (a hint for [`covered_at`] while the page
-/// is unchanged). Its blocks and zones go into `out`, cleared first, whose
-/// capacity placement reuses from row to row.
+/// needs one segment, not the page). Its blocks and zones go into `out`,
+/// cleared first, whose capacity placement reuses from row to row.
 pub fn listed_in_place_at(
     buf: &[u8],
     key: i64,
     out: &mut Vec<Listed>,
-) -> Result<(SegHead, Option<i64>, usize), LayoutError> {
+) -> Result<FoundSeg, LayoutError> {
     let (v, off, idx, h) = raw_find_segment(buf, key)?;
     let lst = off + SegHeader::SIZE;
     out.clear();
@@ -1047,7 +1061,12 @@ pub fn listed_in_place_at(
         id: h.segment_id,
         row_count: h.row_count,
     };
-    Ok((head, hi, off))
+    Ok(FoundSeg {
+        head,
+        hi,
+        off,
+        inside: h.lo <= key && hi.is_some(),
+    })
 }
 
 /// [`covered_in_place`] for the segment whose header is at `off`, found by
@@ -2220,7 +2239,8 @@ mod in_place_segment_tests {
         pages[0].encode_into(&mut buf).unwrap();
         for key in [0i64, 1, 767, 768, 3000] {
             let mut listed = Vec::new();
-            let (seg, _hi, off) = listed_in_place_at(&buf, key, &mut listed).unwrap();
+            let found = listed_in_place_at(&buf, key, &mut listed).unwrap();
+            let (seg, off) = (found.head, found.off);
             for blk in [0u32, 1, 7, 99] {
                 assert_eq!(
                     covered_at(&buf, off, key, blk).unwrap(),
@@ -2249,9 +2269,17 @@ mod in_place_segment_tests {
         page.encode_into(&mut buf).unwrap();
         let mut listed = vec![l(0, 1, 2)];
         for key in [0i64, 1, 767, 768, 3000, 14_000] {
-            let (head, hi, _off) = listed_in_place_at(&buf, key, &mut listed).unwrap();
+            let found = listed_in_place_at(&buf, key, &mut listed).unwrap();
+            let (head, hi) = (found.head, found.hi);
             let si = page.find_segment(key);
             let want = &page.segs[si];
+            // Inside: at or above the first segment's key, below the last's.
+            let last = page.segs.len() - 1;
+            assert_eq!(
+                found.inside,
+                key >= page.segs[0].lo && si < last,
+                "key {key}"
+            );
             assert_eq!(
                 head,
                 SegHead {
@@ -2269,5 +2297,19 @@ mod in_place_segment_tests {
             assert_eq!(listed, zones, "key {key}");
             assert_eq!(hi, page.segment_hi(si, None), "key {key}");
         }
+        // Below a page's first segment the page cannot vouch for the key.
+        let pairs: Vec<(i64, u32)> = (0..200_000i64).map(|k| (k * 3, (k / 40) as u32)).collect();
+        let (pages, _dir) = build_pages(pairs, 256, 0.9).unwrap();
+        assert!(pages.len() >= 2, "{} pages", pages.len());
+        let second = &pages[1];
+        let mut buf = vec![0u8; CONTENT_SIZE];
+        second.encode_into(&mut buf).unwrap();
+        let below = second.segs[0].lo - 1;
+        assert!(!listed_in_place_at(&buf, below, &mut listed).unwrap().inside);
+        let at = second.segs[0].lo;
+        assert_eq!(
+            listed_in_place_at(&buf, at, &mut listed).unwrap().inside,
+            second.segs.len() > 1
+        );
     }
 }

@@ -20,6 +20,13 @@ pub fn relid(rel: sys::Relation) -> sys::Oid {
     unsafe { (*rel).rd_id }
 }
 
+/// pg_class.relfilenode: which file holds the relation now (TRUNCATE and
+/// REINDEX give it a new one).
+pub fn relfilenode(rel: sys::Relation) -> sys::Oid {
+    // SAFETY: rd_rel is always set on an open relation.
+    unsafe { (*(*rel).rd_rel).relfilenode }
+}
+
 pub fn relkind(rel: sys::Relation) -> u8 {
     // SAFETY: rd_rel is always set on an open relation.
     unsafe { (*(*rel).rd_rel).relkind as u8 }

@@ -19,6 +19,7 @@ use crate::core::layout::{
     META_FLAG_OVERFLOW, PAGE_HEADER_SIZE,
 };
 use crate::core::ordered::Zone;
+use crate::core::page_ranges::{Identity, PageRanges};
 use crate::core::pending::{group_by_page, PendingRows};
 use crate::core::placement::Listed;
 use crate::core::recount::split_counts;
@@ -1119,12 +1120,26 @@ pub fn directory_shape(index: sys::Relation) -> PgResult<(u32, usize, usize, usi
 }
 
 /// The segment owning `key`: its head and exclusive upper bound, its blocks
-/// and zones into `out` (see [`listed_in_place_at`]).
+/// and zones into `out` (see [`listed_in_place_at`]). The segment page comes
+/// from the pages this backend has already found when one of them owns the
+/// key (see core::page_ranges), else from a descent of the map.
 pub fn segment_listed(
     index: sys::Relation,
     key: i64,
     out: &mut Vec<Listed>,
 ) -> PgResult<(SegHead, Option<i64>)> {
+    let identity = page_ranges_identity(index);
+    if let Some(blkno) = PAGE_RANGES.with(|p| p.borrow().lookup(identity, key)) {
+        let buf = LockedBuffer::read(index, blkno, Lock::Share)?;
+        if page_kind(buf.page()) == KIND_SEG {
+            let found = listed_in_place_at(content(buf.page()), key, out)
+                .map_err(|e| corrupt(index, "segment page", e))?;
+            if found.inside {
+                remember_location(index, &buf, found.off, found.head.lo, found.hi);
+                return Ok((found.head, found.hi));
+            }
+        }
+    }
     // An overflowed map still has its segments; placement keeps using them.
     let Located::Seg(loc) = locate_with(index, key, Lock::Share, false)? else {
         return Err(corrupt(
@@ -1133,15 +1148,27 @@ pub fn segment_listed(
             LayoutError::Corrupt("empty directory"),
         ));
     };
-    let (head, hi, off) = listed_in_place_at(content(loc.buf.page()), key, out)
+    let found = listed_in_place_at(content(loc.buf.page()), key, out)
         .map_err(|e| corrupt(index, "segment page", e))?;
-    let hi = hi.or(loc.hi);
+    let hi = found.hi.or(loc.hi);
     if loc.overflowed {
         forget_location();
     } else {
-        remember_location(index, &loc.buf, off, head.lo, hi);
+        remember_location(index, &loc.buf, found.off, found.head.lo, hi);
+        let blkno = loc.buf.blkno();
+        PAGE_RANGES.with(|p| p.borrow_mut().note(identity, loc.lo, loc.hi, blkno));
     }
-    Ok((head, hi))
+    Ok((found.head, hi))
+}
+
+thread_local! {
+    static PAGE_RANGES: std::cell::RefCell<PageRanges> =
+        std::cell::RefCell::new(PageRanges::default());
+}
+
+/// The index and its current file: a remembered page belongs to both.
+fn page_ranges_identity(index: sys::Relation) -> Identity {
+    (rel::relid(index), rel::relfilenode(index))
 }
 
 /// Where placement last found a segment: the insert that follows records
@@ -1201,6 +1228,18 @@ fn remember_location(
 /// transaction end: the hint is dropped.
 pub fn forget_location() {
     HINT.with(|h| h.set(None));
+}
+
+/// Relcache invalidation of `relid` (0: of everything): the remembered
+/// segment pages of that index are dropped (they would also be refused
+/// once its file changes; this returns the memory).
+pub fn forget_pages(relid: sys::Oid) {
+    PAGE_RANGES.with(|p| {
+        let mut p = p.borrow_mut();
+        if relid == 0 || relid == p.index() {
+            *p = PageRanges::default();
+        }
+    });
 }
 
 /// The segment owning a key: its id, its row count, and whether a given

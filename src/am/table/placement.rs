@@ -38,6 +38,7 @@ pub extern "C" fn rs_placement_forget(relid: sys::Oid) {
     entry(std::ptr::null_mut(), (), || {
         FREE_MEMO.with(|m| m.borrow_mut().forget(relid));
         map::forget_location();
+        map::forget_pages(relid);
         Ok(())
     })
 }
