@@ -27,6 +27,7 @@
 
 extern Buffer cpg_read_buffer(Relation rel, BlockNumber blkno);
 extern Buffer cpg_read_locked(Relation rel, BlockNumber blkno, int mode);
+extern Buffer cpg_read_buffer_existing(Relation rel, BlockNumber blkno, BlockNumber *nblocks);
 
 /* Relations remembered at once; the oldest is forgotten for a new one. */
 #define CPG_RECENT_RELS 8
@@ -159,6 +160,47 @@ cpg_read_buffer(Relation rel, BlockNumber blkno)
 	}
 	buf = ReadBuffer(rel, blkno);
 	/* only recent_slot moves the arrays, and ReadBuffer cannot reach it */
+	if (slot != NULL)
+		*slot = buf;
+	return buf;
+}
+
+/*
+ * cpg_read_buffer(rel, blkno) when the block exists, else InvalidBuffer.
+ * *nblocks is what the caller knows of the relation's size
+ * (InvalidBlockNumber: nothing), updated when this had to ask the kernel.
+ *
+ * A block the remembered buffer still holds exists: truncation drops a
+ * relation's buffers past its new end before it shortens the file, and
+ * needs a lock that conflicts with the caller's. Only a miss needs the
+ * size, and a size the caller learned in the same transaction is still a
+ * lower bound. A placement's existence check was a system call (lseek)
+ * per single-row transaction, one more than heap's own insert makes.
+ */
+Buffer
+cpg_read_buffer_existing(Relation rel, BlockNumber blkno, BlockNumber *nblocks)
+{
+	Buffer	   *slot = NULL;
+	Buffer		buf;
+
+	if (!RelationUsesLocalBuffers(rel))
+	{
+		slot = recent_slot(rel, blkno);
+		if (slot != NULL && *slot != InvalidBuffer &&
+			ReadRecentBuffer(CPG_REL_LOCATOR(rel), MAIN_FORKNUM, blkno, *slot))
+		{
+			pgstat_count_buffer_read(rel);
+			pgstat_count_buffer_hit(rel);
+			return *slot;
+		}
+	}
+	if (*nblocks == InvalidBlockNumber || blkno >= *nblocks)
+	{
+		*nblocks = RelationGetNumberOfBlocks(rel);
+		if (blkno >= *nblocks)
+			return InvalidBuffer;
+	}
+	buf = ReadBuffer(rel, blkno);
 	if (slot != NULL)
 		*slot = buf;
 	return buf;

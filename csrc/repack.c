@@ -190,7 +190,7 @@ cpg_mover_move(void *mover, BlockNumber blkno, uint16_t offnum, BlockNumber targ
 	copy = movable_copy(m, blkno, offnum);
 	if (copy == NULL)
 		goto done;
-	if (!force && cpg_heap_page_free(m->rel, target, NULL) < MAXALIGN(copy->t_len) + m->reserve)
+	if (!force && cpg_heap_page_free(m->rel, target, NULL, NULL) < MAXALIGN(copy->t_len) + m->reserve)
 	{
 		result = CPG_MOVE_NO_ROOM;
 		goto done;

@@ -31,7 +31,12 @@
 extern void cpg_raise(CpgStatus *st);
 extern Oid	cpg_clustered_index_of(Relation rel);
 extern Datum cpg_slot_key(TupleTableSlot *slot, int16 attno, bool *isnull);
-extern Size cpg_heap_page_free(Relation rel, BlockNumber blkno, Buffer *keep);
+extern Size cpg_heap_page_free(Relation rel, BlockNumber blkno, Buffer *keep,
+							   BlockNumber *nblocks);
+extern Buffer cpg_read_buffer_existing(Relation rel, BlockNumber blkno, BlockNumber *nblocks);
+
+/* cpg_heap_page_free's answer for a block past the table's end. */
+#define CPG_NO_SUCH_BLOCK ((Size) -1)
 extern Buffer cpg_read_buffer(Relation rel, BlockNumber blkno);
 extern BlockNumber cpg_heap_fresh_block(Relation rel);
 extern void cpg_table_am_init(void);
@@ -159,17 +164,30 @@ cpg_slot_key(TupleTableSlot *slot, int16 attno, bool *isnull)
 }
 
 /*
- * Free space of a heap page; the caller checks the block exists. With keep,
- * the page stays pinned and *keep is its buffer: placement hands the pin of
- * the block it chooses to heap_insert (see insert_pinned).
+ * Free space of a heap page. With keep, the page stays pinned and *keep is
+ * its buffer: placement hands the pin of the block it chooses to
+ * heap_insert (see handoff_begin). With nblocks NULL the caller knows the
+ * block exists; else *nblocks is what it knows of the table's size
+ * (cpg_read_buffer_existing), and a block past the end returns
+ * CPG_NO_SUCH_BLOCK (VACUUM may have truncated a block the map still
+ * lists).
  */
 Size
-cpg_heap_page_free(Relation rel, BlockNumber blkno, Buffer *keep)
+cpg_heap_page_free(Relation rel, BlockNumber blkno, Buffer *keep, BlockNumber *nblocks)
 {
 	Buffer		buf;
 	Size		free;
 
-	buf = cpg_read_buffer(rel, blkno);
+	if (keep)
+		*keep = InvalidBuffer;
+	if (nblocks)
+	{
+		buf = cpg_read_buffer_existing(rel, blkno, nblocks);
+		if (!BufferIsValid(buf))
+			return CPG_NO_SUCH_BLOCK;
+	}
+	else
+		buf = cpg_read_buffer(rel, blkno);
 	LockBuffer(buf, BUFFER_LOCK_SHARE);
 	free = PageIsNew(BufferGetPage(buf))
 		? BLCKSZ - SizeOfPageHeaderData - sizeof(ItemIdData)

@@ -7,12 +7,14 @@
 # repeat exactly. This counts what one backend executes for BATCHES
 # 1000-row INSERT ... SELECT batches of random keys into a table that
 # already holds BASE_ROWS rows, for both layouts, minus the same backend's
-# start-up and buffer prewarm. Cache misses are not in the count: use
+# start-up and buffer prewarm. MODE=single inserts the same rows one
+# statement (one transaction) each: the bench's single-row phase, without
+# its client and network. Cache misses are not in the count: use
 # `perf` (or the bench) for those.
 #
 # Usage: regress/bench/instructions.sh [PG_CONFIG]   (default: pg_config in PATH;
 #        clustered_pg must be installed there; needs valgrind and contrib's
-#        pg_prewarm). Knobs: BASE_ROWS (300000), BATCHES (30).
+#        pg_prewarm). Knobs: BASE_ROWS (300000), BATCHES (30), MODE (batch).
 # Prints one line per layout and their ratio. A developer tool: `make test`
 # does not run it.
 set -euo pipefail
@@ -20,6 +22,8 @@ set -euo pipefail
 PG_CONFIG=${1:-${PG_CONFIG:-pg_config}}
 BASE_ROWS=${BASE_ROWS:-300000}
 BATCHES=${BATCHES:-30}
+MODE=${MODE:-batch}
+case "$MODE" in batch|single) ;; *) echo "instructions: MODE must be batch or single" >&2; exit 2 ;; esac
 for v in BASE_ROWS BATCHES; do
     case "${!v}" in ''|*[!0-9]*) echo "instructions: $v must be a positive integer" >&2; exit 2 ;; esac
 done
@@ -98,7 +102,13 @@ for t in c h; do
         echo "$warm"
         for ((b = 0; b < BATCHES; b++)); do
             lo=$((BASE_ROWS + b * 1000))
-            echo "INSERT INTO $t SELECT id, '2026-01-01', repeat('x', 100) FROM src WHERE seq > $lo AND seq <= $((lo + 1000));"
+            if [ "$MODE" = batch ]; then
+                echo "INSERT INTO $t SELECT id, '2026-01-01', repeat('x', 100) FROM src WHERE seq > $lo AND seq <= $((lo + 1000));"
+            else
+                for ((i = lo + 1; i <= lo + 1000; i++)); do
+                    echo "INSERT INTO $t SELECT id, '2026-01-01', repeat('x', 100) FROM src WHERE seq = $i;"
+                done
+            fi
         done
     } >"$WORK/load.sql"
     chmod 644 "$WORK"/*.sql

@@ -131,12 +131,24 @@ extern "C" {
     /// slot_getattr() (an inline).
     pub fn cpg_slot_key(slot: *mut TupleTableSlot, attno: i16, isnull: *mut bool) -> Datum;
     /// Free space of a heap page; with `keep` non-NULL the page stays
-    /// pinned and `*keep` is its buffer.
-    pub fn cpg_heap_page_free(rel: Relation, blkno: BlockNumber, keep: *mut Buffer) -> usize;
+    /// pinned and `*keep` is its buffer. With `nblocks` non-NULL (what the
+    /// caller knows of the table's size, InvalidBlockNumber: nothing;
+    /// updated when asked) a block past the end returns
+    /// [`NO_SUCH_BLOCK`]; with NULL the caller knows the block exists.
+    pub fn cpg_heap_page_free(
+        rel: Relation,
+        blkno: BlockNumber,
+        keep: *mut Buffer,
+        nblocks: *mut BlockNumber,
+    ) -> usize;
     /// A block for a fresh segment block: an empty page the free space map
     /// knows, else one zeroed page appended to the table.
     pub fn cpg_heap_fresh_block(rel: Relation) -> BlockNumber;
 }
+
+/// cpg_heap_page_free's answer for a block past the table's end
+/// (CPG_NO_SUCH_BLOCK in csrc/table_am.c).
+pub const NO_SUCH_BLOCK: usize = usize::MAX;
 
 extern "C" {
     /// Opens the executor state (csrc/repack.c's CpgMover) that moves rows of `rel` (every index but

@@ -118,22 +118,17 @@ fn decide(
     let known_full = |i: usize, fill| seen[i].is_some_and(|free| !fits(free, tuple_len, fill, ff));
     // The block placement takes is the last one found with room.
     let mut chosen: Option<Pinned> = None;
+    // The table's size as this transaction knows it: blocks below it exist
+    // (VACUUM may have truncated a block the map still lists).
+    let mut nblocks = size.unwrap_or(NO_BLOCK);
     let decision = place_capped(key, listed, rows, floor, capacity, known_full, |b, fill| {
-        if size.is_none_or(|n| b >= n) {
-            match table_blocks(heap, b) {
-                Ok(n) if b < n => {}
-                Ok(_) => return false,
-                Err(e) => {
-                    failed.get_or_insert(e);
-                    return false;
-                }
-            }
-        }
         let mut buf: sys::Buffer = 0;
         let keep = &mut buf as *mut sys::Buffer;
-        // SAFETY: heap is open and b exists; reads one page's free
-        // space and leaves the page pinned in buf.
-        match guard(|| unsafe { sys::cpg_heap_page_free(heap, b, keep) }) {
+        let known = &mut nblocks as *mut u32;
+        // SAFETY: heap is open; reads one page's free space, if the block
+        // exists, and leaves the page pinned in buf.
+        match guard(|| unsafe { sys::cpg_heap_page_free(heap, b, keep, known) }) {
+            Ok(sys::NO_SUCH_BLOCK) => false,
             Ok(free) => {
                 // SAFETY: the call above pinned buf for us.
                 let pin = unsafe { Pinned::adopt(buf) };
@@ -158,6 +153,9 @@ fn decide(
             }
         }
     });
+    if nblocks != NO_BLOCK && size != Some(nblocks) {
+        FREE_MEMO.with(|m| m.borrow_mut().note_size(relid, nblocks));
+    }
     match failed {
         Some(e) => Err(e),
         None => Ok((
@@ -344,7 +342,9 @@ pub fn predicted_major(heap: sys::Relation, index: sys::Relation, key: i64) -> P
         Some(l) => {
             let b = l.blkno;
             // SAFETY: heap is open and b exists.
-            let free = guard(|| unsafe { sys::cpg_heap_page_free(heap, b, std::ptr::null_mut()) })?;
+            let free = guard(|| unsafe {
+                sys::cpg_heap_page_free(heap, b, std::ptr::null_mut(), std::ptr::null_mut())
+            })?;
             let n =
                 crate::pg::heap::block_keys(KeysOf::NeverDeletedUnchecked, heap, b, attno, width)?
                     .len()
