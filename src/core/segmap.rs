@@ -1041,16 +1041,23 @@ pub fn listed_in_place_at(
 ) -> Result<FoundSeg, LayoutError> {
     let (v, off, idx, h) = raw_find_segment(buf, key)?;
     let lst = off + SegHeader::SIZE;
+    let next = lst + h.nlist as usize * Listing::SIZE;
+    let region = buf
+        .get(lst..next)
+        .ok_or(LayoutError::Corrupt("segment listings past the page"))?;
     out.clear();
-    out.extend((0..h.nlist as usize).map(|i| {
-        let l = Listing::read(&buf[lst + i * Listing::SIZE..]);
+    // Arrays of the listing's size: one bounds check for the region, none
+    // per field (this runs for every listing of the segment of every
+    // inserted row).
+    let (listings, _) = region.as_chunks::<{ Listing::SIZE }>();
+    out.extend(listings.iter().map(|c| {
+        let l = Listing::read(c);
         Listed {
             blkno: l.blkno,
             zmin: l.zmin,
             zmax: l.zmax(),
         }
     }));
-    let next = lst + h.nlist as usize * Listing::SIZE;
     let hi = if idx + 1 < v.nsegs {
         Some(raw_segment(buf, next, v.used)?.lo)
     } else {
