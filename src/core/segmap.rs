@@ -1128,10 +1128,13 @@ pub fn covered_in_place(buf: &[u8], key: i64, blkno: u32) -> Result<(i64, i64, b
 /// holding `key`.
 fn listing_covers(buf: &[u8], off: usize, h: &SegHeader, key: i64, blkno: u32) -> bool {
     let lst = off + SegHeader::SIZE;
-    (0..h.nlist as usize).any(|i| {
-        let at = lst + i * Listing::SIZE;
-        get_u32(buf, at + offset_of!(Listing, blkno)) == blkno
-            && Listing::read(&buf[at..]).contains(key)
+    // raw_segment checked that the listings lie on the page.
+    let Some(region) = buf.get(lst..lst + h.nlist as usize * Listing::SIZE) else {
+        return false;
+    };
+    let (listings, _) = region.as_chunks::<{ Listing::SIZE }>();
+    listings.iter().any(|c| {
+        get_u32(c, offset_of!(Listing, blkno)) == blkno && Listing::read(c).contains(key)
     })
 }
 
