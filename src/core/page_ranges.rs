@@ -45,10 +45,17 @@ impl PageRanges {
             self.identity = identity;
             self.ranges.clear();
         }
-        self.ranges
-            .retain(|&(a, b, _)| b.is_some_and(|b| b <= lo) || hi.is_some_and(|h| a >= h));
-        let at = self.ranges.partition_point(|r| r.0 < lo);
-        self.ranges.insert(at, (lo, hi, blkno));
+        // Disjoint and ordered: the ranges ending at or below `lo` come
+        // first, those starting at or above `hi` last; what lies between
+        // overlaps [lo, hi).
+        let start = self
+            .ranges
+            .partition_point(|r| r.1.is_some_and(|b| b <= lo));
+        let end = match hi {
+            Some(h) => self.ranges.partition_point(|r| r.0 < h).max(start),
+            None => self.ranges.len(),
+        };
+        self.ranges.splice(start..end, [(lo, hi, blkno)]);
     }
 
     /// The index whose pages are remembered (0: none).

@@ -114,13 +114,26 @@ pub fn group_by_page(
     pending: &IndexPending,
     mut page_of: impl FnMut(i64) -> usize,
 ) -> BTreeMap<usize, Vec<(i64, i64)>> {
+    // One sort by key (a commit flushes hundreds of entries): pages follow
+    // key order, so each page's entries come out as one sorted run.
+    let mut all: Vec<(i64, i64)> = pending.values().map(|e| (e.min, e.rows)).collect();
+    all.sort_unstable();
     let mut out: BTreeMap<usize, Vec<(i64, i64)>> = BTreeMap::new();
-    for e in pending.values() {
-        out.entry(page_of(e.min)).or_default().push((e.min, e.rows));
+    let mut run: Option<(usize, Vec<(i64, i64)>)> = None;
+    for (key, rows) in all {
+        let page = page_of(key);
+        match &mut run {
+            Some((p, v)) if *p == page => v.push((key, rows)),
+            _ => {
+                if let Some((p, v)) = run.take() {
+                    out.entry(p).or_default().extend(v);
+                }
+                run = Some((page, vec![(key, rows)]));
+            }
+        }
     }
-    // By key within a page, whatever order the map kept them in.
-    for entries in out.values_mut() {
-        entries.sort_unstable();
+    if let Some((p, v)) = run {
+        out.entry(p).or_default().extend(v);
     }
     out
 }

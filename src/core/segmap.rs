@@ -1133,9 +1133,9 @@ fn listing_covers(buf: &[u8], off: usize, h: &SegHeader, key: i64, blkno: u32) -
         return false;
     };
     let (listings, _) = region.as_chunks::<{ Listing::SIZE }>();
-    listings.iter().any(|c| {
-        get_u32(c, offset_of!(Listing, blkno)) == blkno && Listing::read(c).contains(key)
-    })
+    listings
+        .iter()
+        .any(|c| get_u32(c, offset_of!(Listing, blkno)) == blkno && Listing::read(c).contains(key))
 }
 
 /// Adds `rows` to the row count of the segment owning `key` on the encoded
