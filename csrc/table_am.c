@@ -342,7 +342,15 @@ place(Relation rel, TupleTableSlot *slot, BulkInsertState bistate, Buffer *pinne
 	/* materialises the tuple heap is about to store (Rust refuses a NULL key) */
 	if (!isnull)
 		len = ExecFetchSlotHeapTuple(slot, true, NULL)->t_len;
-	target = rs_place(rel, index, key, isnull, len, &pinned, &st);
+	/*
+	 * Placement sets the target block below, and heap's insert keeps it set;
+	 * only a reset of the table's storage manager handle clears it, which
+	 * every backend gets when VACUUM truncates the table. Placement then
+	 * drops the table size it remembers (heap trusts its target block on
+	 * the same grounds).
+	 */
+	target = rs_place(rel, index, key, isnull, len,
+					  RelationGetTargetBlock(rel) == InvalidBlockNumber, &pinned, &st);
 	index_close(index, NoLock);
 	cpg_raise(&st);
 	if (target == InvalidBlockNumber)

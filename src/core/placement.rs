@@ -242,13 +242,15 @@ pub fn median_split(sorted_keys: &[i64], seg_lo: i64) -> Option<i64> {
 pub struct FreeSpaceMemo {
     /// Per relation: free bytes by block number, `UNKNOWN` where not seen.
     rels: std::collections::HashMap<u32, Vec<u16>, super::fasthash::IdBuild>,
-    /// Per relation: its size in blocks as this transaction last saw it.
-    /// Only VACUUM shrinks a table, under a lock that conflicts with the one
-    /// an insert holds to transaction end, so within one transaction the
-    /// size only grows and a remembered one is a lower bound: a block at or
-    /// past it may exist (another backend extended the table) and is worth
-    /// one fresh look, a block below it certainly exists. Asking the kernel
-    /// instead costs a system call per inserted row.
+    /// Per relation: its size in blocks as this backend last saw it. Only
+    /// VACUUM shrinks a table, under a lock that conflicts with the one an
+    /// insert holds, and its truncation resets every backend's storage
+    /// manager handle of the table (which the caller notices and calls
+    /// [`forget_size`](Self::forget_size) for, as heap's own insert trusts
+    /// its target block until then). So a remembered size is a lower bound:
+    /// a block at or past it may exist (another backend extended the table)
+    /// and is worth one fresh look, a block below it certainly exists.
+    /// Asking the kernel instead costs a system call per transaction.
     sizes: std::collections::HashMap<u32, u32, super::fasthash::IdBuild>,
 }
 
@@ -297,9 +299,10 @@ impl FreeSpaceMemo {
         *s = (*s).max(nblocks);
     }
 
-    /// Transaction end: the locks that kept the sizes valid are released.
-    pub fn end_transaction(&mut self) {
-        self.sizes.clear();
+    /// The table's storage was reset (it may have been truncated): its
+    /// remembered size no longer holds.
+    pub fn forget_size(&mut self, rel: u32) {
+        self.sizes.remove(&rel);
     }
 
     /// The free space last seen on each of `blocks` of `rel`, in order (the
@@ -334,7 +337,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn remembered_sizes_only_grow_and_end_with_the_transaction() {
+    fn remembered_sizes_only_grow_until_forgotten() {
         let mut m = FreeSpaceMemo::default();
         assert_eq!(m.size(7), None);
         m.note_size(7, 10);
@@ -345,9 +348,10 @@ mod tests {
         m.note_size(8, 1);
         m.forget(8);
         assert_eq!((m.size(7), m.size(8)), (Some(12), None));
-        m.end_transaction();
+        m.forget_size(7);
         assert_eq!(m.size(7), None);
         m.note_size(7, 3);
+        assert_eq!(m.size(7), Some(3));
         m.forget(0);
         assert_eq!(m.size(7), None);
     }

@@ -43,12 +43,10 @@ pub extern "C" fn rs_placement_forget(relid: sys::Oid) {
     })
 }
 
-/// Transaction end (commit or abort): remembered table sizes are valid only
-/// while this transaction's locks are held.
+/// Transaction end (commit or abort): the location hint is dropped.
 #[no_mangle]
 pub extern "C" fn rs_placement_xact_end() {
     entry(std::ptr::null_mut(), (), || {
-        FREE_MEMO.with(|m| m.borrow_mut().end_transaction());
         map::forget_location();
         Ok(())
     })
@@ -200,7 +198,11 @@ fn choose(
     datum: sys::Datum,
     isnull: bool,
     len: usize,
+    storage_reset: bool,
 ) -> PgResult<(u32, Option<Pinned>)> {
+    if storage_reset {
+        FREE_MEMO.with(|m| m.borrow_mut().forget_size(rel::relid(heap)));
+    }
     let attno = rel::index_heap_attno(ix);
     let width = rel::key_width(ix)?;
     if isnull {
@@ -253,7 +255,9 @@ fn choose(
 /// The block for a tuple of table `heap` whose clustered_pk_index is
 /// `index` (open), with key `key` (`isnull`) and `len` bytes; `*pinned` is
 /// its buffer when placement still holds a pin on it (the caller releases
-/// it), else InvalidBuffer.
+/// it), else InvalidBuffer. `storage_reset`: the table's storage manager
+/// handle lost its target block since the last placement (a truncation
+/// resets it), so the size this backend remembers may be too large.
 #[no_mangle]
 pub extern "C" fn rs_place(
     heap: sys::Relation,
@@ -261,11 +265,12 @@ pub extern "C" fn rs_place(
     key: sys::Datum,
     isnull: bool,
     len: u32,
+    storage_reset: bool,
     pinned: *mut sys::Buffer,
     st: *mut CpgStatus,
 ) -> u32 {
     entry(st, NO_BLOCK, || {
-        let (b, pin) = choose(heap, index, key, isnull, len as usize)?;
+        let (b, pin) = choose(heap, index, key, isnull, len as usize, storage_reset)?;
         // SAFETY: the caller passes a valid out pointer.
         unsafe { *pinned = pin.map_or(0, Pinned::into_raw) };
         Ok(b)
