@@ -138,25 +138,43 @@ recent_slot(Relation rel, BlockNumber blkno)
 	return &r->buffers[blkno];
 }
 
-/* ReadBuffer(rel, blkno), through the remembered buffer when it still holds the block. */
-Buffer
-cpg_read_buffer(Relation rel, BlockNumber blkno)
+/*
+ * ReadBuffer(rel, blkno), through the remembered buffer when it still holds
+ * the block. With nblocks (what the caller knows of the relation's size,
+ * InvalidBlockNumber: nothing; updated when this asks the kernel), a block
+ * that does not exist returns InvalidBuffer.
+ *
+ * A block the remembered buffer still holds exists: truncation drops a
+ * relation's buffers past its new end before it shortens the file, under
+ * a lock that conflicts with the caller's. Only a miss past the known size
+ * asks the kernel (placement keeps the size until a truncation could have
+ * shrunk it, see place() in table_am.c); the check was an lseek per
+ * single-row transaction, one more than heap's own insert makes.
+ */
+static Buffer
+read_buffer(Relation rel, BlockNumber blkno, BlockNumber *nblocks)
 {
-	Buffer	   *slot;
+	Buffer	   *slot = NULL;
 	Buffer		buf;
 
 	/* Local buffers: temporary tables are private and small; not worth it. */
-	if (RelationUsesLocalBuffers(rel))
-		return ReadBuffer(rel, blkno);
-
-	slot = recent_slot(rel, blkno);
-	if (slot != NULL && *slot != InvalidBuffer &&
-		ReadRecentBuffer(CPG_REL_LOCATOR(rel), MAIN_FORKNUM, blkno, *slot))
+	if (!RelationUsesLocalBuffers(rel))
 	{
-		/* What ReadBuffer would have counted for the relation. */
-		pgstat_count_buffer_read(rel);
-		pgstat_count_buffer_hit(rel);
-		return *slot;
+		slot = recent_slot(rel, blkno);
+		if (slot != NULL && *slot != InvalidBuffer &&
+			ReadRecentBuffer(CPG_REL_LOCATOR(rel), MAIN_FORKNUM, blkno, *slot))
+		{
+			/* What ReadBuffer would have counted for the relation. */
+			pgstat_count_buffer_read(rel);
+			pgstat_count_buffer_hit(rel);
+			return *slot;
+		}
+	}
+	if (nblocks != NULL && (*nblocks == InvalidBlockNumber || blkno >= *nblocks))
+	{
+		*nblocks = RelationGetNumberOfBlocks(rel);
+		if (blkno >= *nblocks)
+			return InvalidBuffer;
 	}
 	buf = ReadBuffer(rel, blkno);
 	/* only recent_slot moves the arrays, and ReadBuffer cannot reach it */
@@ -165,45 +183,18 @@ cpg_read_buffer(Relation rel, BlockNumber blkno)
 	return buf;
 }
 
-/*
- * cpg_read_buffer(rel, blkno) when the block exists, else InvalidBuffer.
- * *nblocks is what the caller knows of the relation's size
- * (InvalidBlockNumber: nothing), updated when this had to ask the kernel.
- *
- * A block the remembered buffer still holds exists: truncation drops a
- * relation's buffers past its new end before it shortens the file, and
- * needs a lock that conflicts with the caller's. Only a miss needs the
- * size, and a size the caller learned in the same transaction is still a
- * lower bound. A placement's existence check was a system call (lseek)
- * per single-row transaction, one more than heap's own insert makes.
- */
+/* ReadBuffer(rel, blkno), through the remembered buffer when it still holds the block. */
+Buffer
+cpg_read_buffer(Relation rel, BlockNumber blkno)
+{
+	return read_buffer(rel, blkno, NULL);
+}
+
+/* cpg_read_buffer(rel, blkno) when the block exists, else InvalidBuffer (see read_buffer). */
 Buffer
 cpg_read_buffer_existing(Relation rel, BlockNumber blkno, BlockNumber *nblocks)
 {
-	Buffer	   *slot = NULL;
-	Buffer		buf;
-
-	if (!RelationUsesLocalBuffers(rel))
-	{
-		slot = recent_slot(rel, blkno);
-		if (slot != NULL && *slot != InvalidBuffer &&
-			ReadRecentBuffer(CPG_REL_LOCATOR(rel), MAIN_FORKNUM, blkno, *slot))
-		{
-			pgstat_count_buffer_read(rel);
-			pgstat_count_buffer_hit(rel);
-			return *slot;
-		}
-	}
-	if (*nblocks == InvalidBlockNumber || blkno >= *nblocks)
-	{
-		*nblocks = RelationGetNumberOfBlocks(rel);
-		if (blkno >= *nblocks)
-			return InvalidBuffer;
-	}
-	buf = ReadBuffer(rel, blkno);
-	if (slot != NULL)
-		*slot = buf;
-	return buf;
+	return read_buffer(rel, blkno, nblocks);
 }
 
 /* cpg_read_buffer(rel, blkno), locked in `mode` (BUFFER_LOCK_SHARE or _EXCLUSIVE). */
