@@ -201,6 +201,17 @@ pub fn fits(free: usize, tuple_len: usize, fill: Fill, fillfactor: i32) -> bool 
     }
 }
 
+/// The least free space (PageGetHeapFreeSpace) a page needs to take a
+/// tuple of `tuple_len` bytes under `fill`: [`fits`] as one comparison, for
+/// the check placement repeats on every listing of a segment.
+pub fn min_free(tuple_len: usize, fill: Fill, fillfactor: i32) -> usize {
+    let need = tuple_len.div_ceil(8) * 8;
+    match fill {
+        Fill::Gap => need,
+        Fill::Extend => need + 8192 * (100 - fillfactor.clamp(10, 100)) as usize / 100,
+    }
+}
+
 /// Free bytes a page with `free` (PageGetHeapFreeSpace) keeps after a
 /// tuple of `tuple_len` bytes goes in: its aligned length and a line
 /// pointer.
@@ -354,6 +365,24 @@ mod tests {
         assert_eq!(m.size(7), Some(3));
         m.forget(0);
         assert_eq!(m.size(7), None);
+    }
+
+    #[test]
+    fn min_free_is_fits_as_a_threshold() {
+        for len in [1usize, 7, 8, 100, 2032] {
+            for ff in [10, 50, 90, 100] {
+                for fill in [Fill::Gap, Fill::Extend] {
+                    let m = min_free(len, fill, ff);
+                    for free in [0usize, m.saturating_sub(1), m, m + 1, 8000] {
+                        assert_eq!(
+                            free >= m,
+                            fits(free, len, fill, ff),
+                            "{len} {ff} {fill:?} {free}"
+                        );
+                    }
+                }
+            }
+        }
     }
 
     #[test]

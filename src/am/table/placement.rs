@@ -9,8 +9,8 @@ use crate::am::index::map;
 use crate::core::counters::{bump, Counter};
 use crate::core::options::IndexOptions;
 use crate::core::placement::{
-    count_keys_first, fits, free_after, place_capped, rows_per_page, split_floor, Decision,
-    FreeSpaceMemo, Listed,
+    count_keys_first, fits, free_after, min_free, place_capped, rows_per_page, split_floor,
+    Decision, Fill, FreeSpaceMemo, Listed,
 };
 use crate::core::segmap::SegHead;
 use crate::pg::buffer::Pinned;
@@ -113,7 +113,18 @@ fn decide(
         m.recall_into(relid, listed.iter().map(|l| l.blkno), seen);
         m.size(relid)
     });
-    let known_full = |i: usize, fill| seen[i].is_some_and(|free| !fits(free, tuple_len, fill, ff));
+    let (gap_min, extend_min) = (
+        min_free(tuple_len, Fill::Gap, ff),
+        min_free(tuple_len, Fill::Extend, ff),
+    );
+    let known_full = |i: usize, fill| {
+        let least = if fill == Fill::Gap {
+            gap_min
+        } else {
+            extend_min
+        };
+        seen[i].is_some_and(|free| free < least)
+    };
     // The block placement takes is the last one found with room.
     let mut chosen: Option<Pinned> = None;
     // The table's size as this transaction knows it: blocks below it exist
