@@ -321,24 +321,29 @@ impl FreeSpaceMemo {
     #[cfg(test)]
     pub fn recall_each(&self, rel: u32, blocks: impl Iterator<Item = u32>) -> Vec<Option<usize>> {
         let blocks: Vec<u32> = blocks.collect();
-        let mut out = vec![None; blocks.len()];
+        let mut out = vec![0; blocks.len()];
         self.recall_into(rel, blocks.into_iter(), &mut out);
-        out
+        out.into_iter()
+            .map(|v| (v != Self::NOT_SEEN).then_some(v as usize))
+            .collect()
     }
 
+    /// What [`recall_into`](Self::recall_into) gives for a block not seen:
+    /// more than any page has free, so "below a threshold" means "seen
+    /// with less than it" without a test for the unknown.
+    pub const NOT_SEEN: u16 = Self::UNKNOWN;
+
     /// The free space last seen on each of `blocks` of `rel`, in order, into
-    /// `out` (as many blocks as `out` holds): the relation is looked up once.
-    pub fn recall_into(
-        &self,
-        rel: u32,
-        blocks: impl Iterator<Item = u32>,
-        out: &mut [Option<usize>],
-    ) {
-        let seen = self.rels.get(&rel);
-        for (o, b) in out.iter_mut().zip(blocks) {
-            *o = seen
-                .and_then(|v| v.get(b as usize))
-                .and_then(|&v| (v != Self::UNKNOWN).then_some(v as usize));
+    /// `out` (as many blocks as `out` holds; [`NOT_SEEN`](Self::NOT_SEEN)
+    /// where not seen): the relation is looked up once.
+    pub fn recall_into(&self, rel: u32, blocks: impl Iterator<Item = u32>, out: &mut [u16]) {
+        match self.rels.get(&rel) {
+            Some(v) => {
+                for (o, b) in out.iter_mut().zip(blocks) {
+                    *o = v.get(b as usize).copied().unwrap_or(Self::UNKNOWN);
+                }
+            }
+            None => out.fill(Self::UNKNOWN),
         }
     }
 }
@@ -373,6 +378,8 @@ mod tests {
             for ff in [10, 50, 90, 100] {
                 for fill in [Fill::Gap, Fill::Extend] {
                     let m = min_free(len, fill, ff);
+                    // A block placement never saw must never look full.
+                    assert!(m <= usize::from(FreeSpaceMemo::NOT_SEEN));
                     for free in [0usize, m.saturating_sub(1), m, m + 1, 8000] {
                         assert_eq!(
                             free >= m,

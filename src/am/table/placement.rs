@@ -100,12 +100,12 @@ fn decide(
     // What this backend already knows, read once: blocks last seen too
     // full are skipped without a buffer lookup. On the stack for the
     // usual segment (placement runs for every row).
-    let mut on_stack = [None; 64];
+    let mut on_stack = [FreeSpaceMemo::NOT_SEEN; 64];
     let mut on_heap = Vec::new();
-    let seen: &mut [Option<usize>] = if listed.len() <= on_stack.len() {
+    let seen: &mut [u16] = if listed.len() <= on_stack.len() {
         &mut on_stack[..listed.len()]
     } else {
-        on_heap.resize(listed.len(), None);
+        on_heap.resize(listed.len(), FreeSpaceMemo::NOT_SEEN);
         &mut on_heap
     };
     let size = FREE_MEMO.with(|m| {
@@ -123,7 +123,8 @@ fn decide(
         } else {
             extend_min
         };
-        seen[i].is_some_and(|free| free < least)
+        // NOT_SEEN is above any threshold: an unknown block is not full.
+        usize::from(seen[i]) < least
     };
     // The block placement takes is the last one found with room.
     let mut chosen: Option<Pinned> = None;
