@@ -6,6 +6,7 @@
  */
 #include "postgres.h"
 
+#include "access/heaptoast.h"
 #include "access/hio.h"
 
 #include "access/heapam.h"
@@ -315,19 +316,24 @@ cpg_heap_fresh_block(Relation rel)
  * releases it), or InvalidBuffer; otherwise that pin is dropped here.
  */
 static void
-place(Relation rel, TupleTableSlot *slot, BulkInsertState bistate, Buffer *pinned_out)
+place(Relation rel, TupleTableSlot *slot, BulkInsertState bistate, Buffer *pinned_out,
+	  Buffer *held_out)
 {
 	CpgStatus	st = {0};
 	Buffer		pinned = InvalidBuffer;
+	Buffer		held = InvalidBuffer;
 	Oid			index_oid = cpg_clustered_index_of(rel);
 	Relation	index;
 	Datum		key;
 	bool		isnull;
+	bool		may_hold = false;
 	uint32		len = 0;
 	BlockNumber target;
 
 	if (pinned_out)
 		*pinned_out = InvalidBuffer;
+	if (held_out)
+		*held_out = InvalidBuffer;
 	/* no clustered_pk_index: heap's own choice */
 	if (!OidIsValid(index_oid))
 		return;
@@ -341,7 +347,20 @@ place(Relation rel, TupleTableSlot *slot, BulkInsertState bistate, Buffer *pinne
 	key = slot_getattr(slot, index->rd_index->indkey.values[0], &isnull);
 	/* materialises the tuple heap is about to store (Rust refuses a NULL key) */
 	if (!isnull)
-		len = ExecFetchSlotHeapTuple(slot, true, NULL)->t_len;
+	{
+		HeapTuple	tup = ExecFetchSlotHeapTuple(slot, true, NULL);
+
+		len = tup->t_len;
+
+		/*
+		 * A map page may stay share-locked across heap's insert only when
+		 * nothing in that insert waits for another transaction: heap_insert
+		 * toasts (and the toast index's unique check can wait) exactly
+		 * when the tuple has external values or passes this threshold.
+		 */
+		may_hold = held_out != NULL && !HeapTupleHasExternal(tup) &&
+			tup->t_len <= TOAST_TUPLE_THRESHOLD;
+	}
 	/*
 	 * Placement sets the target block below, and heap's insert keeps it set;
 	 * only a reset of the table's storage manager handle clears it, which
@@ -350,7 +369,8 @@ place(Relation rel, TupleTableSlot *slot, BulkInsertState bistate, Buffer *pinne
 	 * the same grounds).
 	 */
 	target = rs_place(rel, index, key, isnull, len,
-					  RelationGetTargetBlock(rel) == InvalidBlockNumber, &pinned, &st);
+					  RelationGetTargetBlock(rel) == InvalidBlockNumber, may_hold,
+					  &pinned, &held, &st);
 	index_close(index, NoLock);
 	cpg_raise(&st);
 	if (target == InvalidBlockNumber)
@@ -363,6 +383,19 @@ place(Relation rel, TupleTableSlot *slot, BulkInsertState bistate, Buffer *pinne
 		*pinned_out = pinned;
 	else if (BufferIsValid(pinned))
 		ReleaseBuffer(pinned);
+	if (held_out)
+		*held_out = held;
+}
+
+/*
+ * After heap's insert of a tuple place() covered under a share-locked map
+ * page (rs_place's `held`): the page may change again.
+ */
+static void
+release_held(Buffer held)
+{
+	if (BufferIsValid(held))
+		UnlockReleaseBuffer(held);
 }
 
 /*
@@ -421,10 +454,12 @@ cpg_tuple_insert(Relation rel, TupleTableSlot *slot, CommandId cid, int options,
 {
 	BulkInsertStateData bi;
 	Buffer		pinned;
+	Buffer		held;
 
-	place(rel, slot, bistate, &pinned);
+	place(rel, slot, bistate, &pinned, &held);
 	heap_routine->tuple_insert(rel, slot, cid, options,
 							   handoff_begin(&bi, pinned, bistate));
+	release_held(held);
 	handoff_end(rel, &bi, pinned);
 }
 
@@ -435,7 +470,7 @@ cpg_tuple_insert_speculative(Relation rel, TupleTableSlot *slot, CommandId cid,
 	BulkInsertStateData bi;
 	Buffer		pinned;
 
-	place(rel, slot, bistate, &pinned);
+	place(rel, slot, bistate, &pinned, NULL);
 	heap_routine->tuple_insert_speculative(rel, slot, cid, options,
 										   handoff_begin(&bi, pinned, bistate), token);
 	handoff_end(rel, &bi, pinned);
@@ -458,9 +493,11 @@ cpg_multi_insert(Relation rel, TupleTableSlot **slots, int nslots, CommandId cid
 	for (i = 0; i < nslots; i++)
 	{
 		TupleTableSlot *slot = slots[order[i]];
+		Buffer		held;
 
-		place(rel, slot, bistate, NULL);
+		place(rel, slot, bistate, NULL, &held);
 		heap_routine->tuple_insert(rel, slot, cid, options, bistate);
+		release_held(held);
 	}
 	pfree(order);
 }
@@ -478,7 +515,7 @@ cpg_tuple_update(Relation rel, ItemPointer otid, TupleTableSlot *slot, CommandId
 #endif
 {
 	/* heap keeps the new version on the old page when it fits there */
-	place(rel, slot, NULL, NULL);
+	place(rel, slot, NULL, NULL, NULL);
 	return heap_routine->tuple_update(rel, otid, slot, cid, snapshot, crosscheck, wait,
 									  tmfd, lockmode, update_indexes);
 }

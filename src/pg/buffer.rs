@@ -88,6 +88,14 @@ impl LockedBuffer {
         self.buf
     }
 
+    /// Gives the pin and the lock to C, which must release both
+    /// (`UnlockReleaseBuffer`; an error's abort releases them too).
+    pub fn into_raw(self) -> sys::Buffer {
+        let b = self.buf;
+        std::mem::forget(self);
+        b
+    }
+
     pub fn blkno(&self) -> u32 {
         self.blkno
     }

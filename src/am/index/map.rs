@@ -736,6 +736,23 @@ pub fn record_moved(index: sys::Relation, key: i64, blkno: u32) -> PgResult<()> 
 fn record_rows(index: sys::Relation, key: i64, blkno: u32, added: i64) -> PgResult<()> {
     let now = now();
     let threshold = i64::from(rel::index_options(index).split_threshold);
+    // The row placement covered while holding its segment page: only its
+    // count is owed, and after the transaction's first counted row that
+    // waits for commit. Anything else (the first row, a segment at its
+    // threshold, a row heap put elsewhere) takes the ordinary path.
+    let oid = rel::relid(index);
+    if let Some(p) = PRECOVERED.with(|h| h.take()) {
+        if added == 1
+            && p.index == oid
+            && p.key == key
+            && p.blkno == blkno
+            && p.rows.saturating_add(pending_rows(index, p.seg_id)) < threshold
+            && COUNTED_AT_ONCE.with(|c| c.borrow().contains(&oid))
+        {
+            PENDING.with(|q| q.borrow_mut().add(oid, p.seg_id, key));
+            return Ok(());
+        }
+    }
     // Fast path: metapage shared, segment page exclusive, the listing
     // updated in place on the WAL image (no decode of the whole page).
     {
@@ -764,7 +781,6 @@ fn record_rows(index: sys::Relation, key: i64, blkno: u32, added: i64) -> PgResu
                 return Ok(());
             }
             if covered {
-                let oid = rel::relid(index);
                 if COUNTED_AT_ONCE.with(|c| c.borrow().contains(&oid)) {
                     // The zone already covers the key, and no other backend
                     // can see the tuple before this transaction commits:
@@ -1120,14 +1136,15 @@ pub fn directory_shape(index: sys::Relation) -> PgResult<(u32, usize, usize, usi
 }
 
 /// The segment owning `key`: its head and exclusive upper bound, its blocks
-/// and zones into `out` (see [`listed_in_place_at`]). The segment page comes
+/// and zones into `out` (see [`listed_in_place_at`]), and its segment page,
+/// share-locked (placement decides under it). The segment page comes
 /// from the pages this backend has already found when one of them owns the
 /// key (see core::page_ranges), else from a descent of the map.
 pub fn segment_listed(
     index: sys::Relation,
     key: i64,
     out: &mut Vec<Listed>,
-) -> PgResult<(SegHead, Option<i64>)> {
+) -> PgResult<(SegHead, Option<i64>, LockedBuffer)> {
     let identity = page_ranges_identity(index);
     if let Some(blkno) = PAGE_RANGES.with(|p| p.borrow().lookup(identity, key)) {
         let buf = LockedBuffer::read(index, blkno, Lock::Share)?;
@@ -1136,7 +1153,7 @@ pub fn segment_listed(
                 .map_err(|e| corrupt(index, "segment page", e))?;
             if found.inside {
                 remember_location(index, &buf, found.off, found.head.lo, found.hi);
-                return Ok((found.head, found.hi));
+                return Ok((found.head, found.hi, buf));
             }
         }
     }
@@ -1158,7 +1175,7 @@ pub fn segment_listed(
         let blkno = loc.buf.blkno();
         PAGE_RANGES.with(|p| p.borrow_mut().note(identity, loc.lo, loc.hi, blkno));
     }
-    Ok((found.head, hi))
+    Ok((found.head, hi, loc.buf))
 }
 
 thread_local! {
@@ -1225,9 +1242,44 @@ fn remember_location(
 }
 
 /// Relcache invalidation (REINDEX, TRUNCATE give the index new pages) and
-/// transaction end: the hint is dropped.
+/// transaction end: the hints are dropped.
 pub fn forget_location() {
     HINT.with(|h| h.set(None));
+    PRECOVERED.with(|h| h.set(None));
+}
+
+/// A row whose segment page placement keeps share-locked until heap has
+/// inserted it, in a block whose zone in the key's segment already covers
+/// the key. No split or VACUUM can change that segment meanwhile (both
+/// lock the page exclusively), and one that comes after reads the block,
+/// the row included: the map covers the row without being touched, and
+/// `aminsert` only has to count it (see record_rows).
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct Precovered {
+    index: sys::Oid,
+    key: i64,
+    blkno: u32,
+    seg_id: i64,
+    /// The segment's counter when placement read it.
+    rows: i64,
+}
+
+thread_local! {
+    static PRECOVERED: std::cell::Cell<Option<Precovered>> = const { std::cell::Cell::new(None) };
+}
+
+/// Placement keeps the segment page of `seg` locked across heap's insert of
+/// a row with `key` into `blkno`, whose zone covers the key (see
+/// [`Precovered`]); `None` clears what an earlier placement noted.
+pub fn note_precovered(index: sys::Relation, row: Option<(i64, u32, &SegHead)>) {
+    let p = row.map(|(key, blkno, seg)| Precovered {
+        index: rel::relid(index),
+        key,
+        blkno,
+        seg_id: seg.id,
+        rows: seg.row_count,
+    });
+    PRECOVERED.with(|h| h.set(p));
 }
 
 /// Relcache invalidation of `relid` (0: of everything): the remembered

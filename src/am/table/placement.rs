@@ -13,7 +13,7 @@ use crate::core::placement::{
     Decision, Fill, FreeSpaceMemo, Listed,
 };
 use crate::core::segmap::SegHead;
-use crate::pg::buffer::Pinned;
+use crate::pg::buffer::{LockedBuffer, Pinned};
 use crate::pg::error::{codes, entry, guard, CpgStatus, PgError, PgResult};
 use crate::pg::heap::KeysOf;
 use crate::pg::rel::{self, OpenRel};
@@ -211,7 +211,9 @@ fn choose(
     isnull: bool,
     len: usize,
     storage_reset: bool,
-) -> PgResult<(u32, Option<Pinned>)> {
+    may_hold: bool,
+) -> PgResult<(u32, Option<Pinned>, Option<LockedBuffer>)> {
+    map::note_precovered(ix, None);
     if storage_reset {
         FREE_MEMO.with(|m| m.borrow_mut().forget_size(rel::relid(heap)));
     }
@@ -238,15 +240,26 @@ fn choose(
     // The segment's blocks, in a buffer kept from row to row.
     let mut listed = LISTED.with(|l| l.take());
     for _ in 0..4 {
-        let (seg, hi) = map::segment_listed(ix, key, &mut listed)?;
+        // Decided under the segment page's share lock (map page before heap
+        // pages, the order splits and VACUUM lock in too).
+        let (seg, hi, seg_buf) = map::segment_listed(ix, key, &mut listed)?;
         let (decision, pin) = decide(heap, ix, &seg, &listed, hi, key, len, &opts, capacity)?;
         match decision {
             Decision::Block(b) => {
+                let covered = listed
+                    .iter()
+                    .any(|l| l.blkno == b && l.zmin <= key && key <= l.zmax);
                 LISTED.with(|l| l.replace(listed));
-                return Ok((b, pin));
+                if may_hold && covered {
+                    map::note_precovered(ix, Some((key, b, &seg)));
+                    return Ok((b, pin, Some(seg_buf)));
+                }
+                return Ok((b, pin, None));
             }
             Decision::Fresh => break,
             Decision::Split => {
+                // split_exact locks the metapage, then this page exclusively.
+                drop(seg_buf);
                 if !map::split_exact(ix, heap, key, attno, width)? {
                     if capacity == i64::MAX {
                         break;
@@ -261,7 +274,7 @@ fn choose(
     let b = guard(|| unsafe { sys::cpg_heap_fresh_block(heap) })?;
     let relid = rel::relid(heap);
     FREE_MEMO.with(|m| m.borrow_mut().note_size(relid, b.saturating_add(1)));
-    Ok((b, None))
+    Ok((b, None, None))
 }
 
 /// The block for a tuple of table `heap` whose clustered_pk_index is
@@ -270,7 +283,15 @@ fn choose(
 /// it), else InvalidBuffer. `storage_reset`: the table's storage manager
 /// handle lost its target block since the last placement (a truncation
 /// resets it), so the size this backend remembers may be too large.
+///
+/// `may_hold`: the caller can keep a map page share-locked across heap's
+/// insert of this tuple (a plain insert of a tuple heap will not toast:
+/// nothing in it waits for another transaction). When the chosen block's
+/// zone already covers the key, `*held` is then the segment page, still
+/// share-locked, which the caller releases (`UnlockReleaseBuffer`) right
+/// after the insert: see map::note_precovered. Else InvalidBuffer.
 #[no_mangle]
+#[allow(clippy::too_many_arguments)]
 pub extern "C" fn rs_place(
     heap: sys::Relation,
     index: sys::Relation,
@@ -278,13 +299,26 @@ pub extern "C" fn rs_place(
     isnull: bool,
     len: u32,
     storage_reset: bool,
+    may_hold: bool,
     pinned: *mut sys::Buffer,
+    held: *mut sys::Buffer,
     st: *mut CpgStatus,
 ) -> u32 {
     entry(st, NO_BLOCK, || {
-        let (b, pin) = choose(heap, index, key, isnull, len as usize, storage_reset)?;
-        // SAFETY: the caller passes a valid out pointer.
-        unsafe { *pinned = pin.map_or(0, Pinned::into_raw) };
+        let (b, pin, seg) = choose(
+            heap,
+            index,
+            key,
+            isnull,
+            len as usize,
+            storage_reset,
+            may_hold,
+        )?;
+        // SAFETY: the caller passes valid out pointers.
+        unsafe {
+            *pinned = pin.map_or(0, Pinned::into_raw);
+            *held = seg.map_or(0, LockedBuffer::into_raw);
+        }
         Ok(b)
     })
 }
@@ -351,7 +385,9 @@ pub fn predicted_major(heap: sys::Relation, index: sys::Relation, key: i64) -> P
     let width = rel::key_width(index)?;
     let opts = rel::index_options(index);
     let mut listed = Vec::new();
-    let (seg, hi) = map::segment_listed(index, key, &mut listed)?;
+    // The page lock goes at once: read_meta below locks the metapage,
+    // which comes before segment pages in the lock order.
+    let (seg, hi, _) = map::segment_listed(index, key, &mut listed)?;
     // Without the tuple, size it like the tuples of the segment's first
     // block: used bytes over tuples there.
     let nblocks = table_blocks(heap, u32::MAX)?;
