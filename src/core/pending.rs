@@ -119,21 +119,12 @@ pub fn group_by_page(
     let mut all: Vec<(i64, i64)> = pending.values().map(|e| (e.min, e.rows)).collect();
     all.sort_unstable();
     let mut out: BTreeMap<usize, Vec<(i64, i64)>> = BTreeMap::new();
-    let mut run: Option<(usize, Vec<(i64, i64)>)> = None;
     for (key, rows) in all {
         let page = page_of(key);
-        match &mut run {
-            Some((p, v)) if *p == page => v.push((key, rows)),
-            _ => {
-                if let Some((p, v)) = run.take() {
-                    out.entry(p).or_default().extend(v);
-                }
-                run = Some((page, vec![(key, rows)]));
-            }
+        match out.last_entry() {
+            Some(mut last) if *last.key() == page => last.get_mut().push((key, rows)),
+            _ => out.entry(page).or_default().push((key, rows)),
         }
-    }
-    if let Some((p, v)) = run {
-        out.entry(p).or_default().extend(v);
     }
     out
 }

@@ -1254,7 +1254,7 @@ pub fn forget_location() {
 /// lock the page exclusively), and one that comes after reads the block,
 /// the row included: the map covers the row without being touched, and
 /// `aminsert` only has to count it (see record_rows).
-#[derive(Clone, Copy, PartialEq, Eq)]
+#[derive(Clone, Copy)]
 struct Precovered {
     index: sys::Oid,
     key: i64,

@@ -128,8 +128,8 @@ fn decide(
     };
     // The block placement takes is the last one found with room.
     let mut chosen: Option<Pinned> = None;
-    // The table's size as this transaction knows it: blocks below it exist
-    // (VACUUM may have truncated a block the map still lists).
+    // The table's size as this backend knows it (see FreeSpaceMemo): blocks
+    // below it exist (VACUUM may have truncated a block the map still lists).
     let mut nblocks = size.unwrap_or(NO_BLOCK);
     let decision = place_capped(key, listed, rows, floor, capacity, known_full, |b, fill| {
         let mut buf: sys::Buffer = 0;
@@ -246,9 +246,7 @@ fn choose(
         let (decision, pin) = decide(heap, ix, &seg, &listed, hi, key, len, &opts, capacity)?;
         match decision {
             Decision::Block(b) => {
-                let covered = listed
-                    .iter()
-                    .any(|l| l.blkno == b && l.zmin <= key && key <= l.zmax);
+                let covered = listed.iter().any(|l| l.blkno == b && l.covers(key));
                 LISTED.with(|l| l.replace(listed));
                 if may_hold && covered {
                     map::note_precovered(ix, Some((key, b, &seg)));
