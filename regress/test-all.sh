@@ -212,6 +212,18 @@ for major in ${PG_MAJORS:-15 18}; do
     say "(PostgreSQL $major: ${secs}s in steps)"
     if [ -n "${FAILED_AT[$major]:-}" ]; then
         echo "PostgreSQL $major: FAIL at ${FAILED_AT[$major]}"
+        # CI keeps only the end of this output: repeat why here, so the
+        # cause survives when the log tail above has scrolled away. First
+        # the lines that name a failed check, then the distinct errors
+        # (server log lines included, without their timestamps).
+        flog="$LOGDIR/pg$major-${FAILED_AT[$major]}.log"
+        if [ -f "$flog" ]; then
+            { grep -E 'FAIL|not ok|panicked' "$flog" | tail -n 8
+              grep -E 'ERROR|PANIC|FATAL|error:' "$flog" \
+                  | sed -E 's/^[0-9-]+ [0-9:.]+ [A-Z]+ \[[0-9]+\] //' \
+                  | sort | uniq -c | sort -rn | head -n 6
+            } | cut -c1-240 | sed "s/^/    why (pg$major ${FAILED_AT[$major]}): /" || true
+        fi
     else
         tests=()
         for row in "${STEPS[@]}"; do
