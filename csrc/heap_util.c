@@ -7,6 +7,8 @@
 
 #include "access/heapam.h"
 #include "access/htup_details.h"
+#include "access/relscan.h"
+#include "access/tableam.h"
 #include "access/xact.h"
 #include "commands/defrem.h"
 #include "storage/bufmgr.h"
@@ -24,7 +26,8 @@ typedef void (*cpg_heap_key_cb) (void *state, uint16 offnum, Datum key, bool isn
 extern int	cpg_heap_block_keys(Relation heap, BlockNumber blkno, AttrNumber attno,
 								int which, cpg_heap_key_cb cb, void *state);
 extern int	cpg_heap_block_roots(Relation heap, BlockNumber blkno, AttrNumber attno,
-								 OffsetNumber *offs, Datum *keys, bool *nulls);
+								 OffsetNumber *offs, Datum *keys, bool *nulls, Buffer *keep);
+extern void cpg_heap_fetch_adopt(IndexScanDesc scan, Buffer buf, bool adopt);
 extern Oid	cpg_am_oid(const char *name);
 extern BlockNumber cpg_heap_nblocks(Relation heap);
 
@@ -172,10 +175,14 @@ block_keys(Relation heap, BlockNumber blkno, AttrNumber attno,
  * counts, dead or not: the scan's snapshot decides visibility (CLUSTER
  * scans with SnapshotAny). Chains whose root is gone cannot be reached by
  * any index and are skipped. Datums are by value (int2/4/8 keys).
+ *
+ * With keep, the block stays pinned (unlocked) in *keep for
+ * cpg_heap_fetch_adopt, and is first pruned as heap's index fetch prunes a
+ * block it moves to: the fetch that follows will not move to it again.
  */
 int
 cpg_heap_block_roots(Relation heap, BlockNumber blkno, AttrNumber attno,
-					 OffsetNumber *offs, Datum *keys, bool *nulls)
+					 OffsetNumber *offs, Datum *keys, bool *nulls, Buffer *keep)
 {
 	Buffer		buf = ReadBuffer(heap, blkno);
 	OffsetNumber roots[MaxHeapTuplesPerPage];
@@ -186,6 +193,8 @@ cpg_heap_block_roots(Relation heap, BlockNumber blkno, AttrNumber attno,
 	int			n = 0;
 
 	memset(slot, -1, sizeof(slot));
+	if (keep)
+		heap_page_prune_opt(heap, buf);
 	LockBuffer(buf, BUFFER_LOCK_SHARE);
 	page = BufferGetPage(buf);
 	maxoff = PageIsNew(page) ? InvalidOffsetNumber : PageGetMaxOffsetNumber(page);
@@ -219,8 +228,41 @@ cpg_heap_block_roots(Relation heap, BlockNumber blkno, AttrNumber attno,
 		}
 		keys[i] = heap_getattr(&tup, attno, RelationGetDescr(heap), &nulls[i]);
 	}
-	UnlockReleaseBuffer(buf);
+	if (keep)
+	{
+		LockBuffer(buf, BUFFER_LOCK_UNLOCK);
+		*keep = buf;
+	}
+	else
+		UnlockReleaseBuffer(buf);
 	return n;
+}
+
+/*
+ * The executor's index fetch keeps the heap block it is on pinned and
+ * reads it again only when a TID leads elsewhere. With adopt, buf (pinned
+ * by cpg_heap_block_roots, which found matches in it) becomes that block:
+ * fetching the matches then costs no second buffer access, and a point
+ * lookup reads its heap block once, as through a btree. Only a fetch that
+ * is heap's own keeps its block there; otherwise, or without adopt, buf is
+ * released.
+ */
+void
+cpg_heap_fetch_adopt(IndexScanDesc scan, Buffer buf, bool adopt)
+{
+	Relation	heap = scan->heapRelation;
+
+	if (adopt && scan->xs_heapfetch != NULL && heap != NULL &&
+		heap->rd_tableam->index_fetch_tuple == GetHeapamTableAmRoutine()->index_fetch_tuple)
+	{
+		IndexFetchHeapData *h = (IndexFetchHeapData *) scan->xs_heapfetch;
+
+		if (BufferIsValid(h->xs_cbuf))
+			ReleaseBuffer(h->xs_cbuf);
+		h->xs_cbuf = buf;
+		return;
+	}
+	ReleaseBuffer(buf);
 }
 
 Oid

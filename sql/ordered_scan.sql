@@ -119,6 +119,32 @@ SET enable_bitmapscan = off;
 SET enable_seqscan = off;
 SELECT id, payload FROM ol WHERE id BETWEEN 19999 AND 20006 ORDER BY id;
 SELECT id, payload FROM ol WHERE id BETWEEN 19999 AND 20006 ORDER BY id DESC;
+
+-- Point lookups, where one block holds the key: the scan reads the block's
+-- keys and leaves it pinned for the executor's fetch, which then reads it
+-- no second time (3 buffers: metapage, segment page, heap block). A
+-- HOT-updated row gives its newest version; duplicates in a scroll cursor
+-- go both ways; a nested loop rescans the index for each outer row (each
+-- rescan drops the block the last one kept).
+SELECT buffers('SELECT * FROM ol WHERE id = 30003') AS point_buffers;
+SELECT id, payload FROM ol WHERE id = 20003;
+SELECT id, payload FROM ol WHERE id = 20008;
+INSERT INTO ol SELECT 20003, 'dup' FROM generate_series(1, 3);
+BEGIN;
+DECLARE p SCROLL CURSOR FOR SELECT id FROM ol WHERE id = 20003;
+FETCH ALL FROM p;
+FETCH BACKWARD 2 FROM p;
+FETCH ABSOLUTE 4 FROM p;
+FETCH NEXT FROM p;
+COMMIT;
+SET enable_hashjoin = off;
+SET enable_mergejoin = off;
+EXPLAIN (COSTS OFF) SELECT count(*) FROM generate_series(19990, 20020) g JOIN ol ON ol.id = g;
+SELECT count(*) AS joined, count(*) FILTER (WHERE payload LIKE 'hot%') AS newest_versions
+  FROM generate_series(19990, 20020) g JOIN ol ON ol.id = g;
+RESET enable_hashjoin;
+RESET enable_mergejoin;
+DELETE FROM ol WHERE payload = 'dup';
 RESET enable_bitmapscan;
 RESET enable_seqscan;
 

@@ -114,7 +114,8 @@ extern "C" {
     pub fn cpg_heap_nblocks(heap: Relation) -> BlockNumber;
     /// Every HOT chain of `blkno` once: the root line pointer and the key of
     /// a member (all members share it). Arrays hold MaxHeapTuplesPerPage
-    /// entries; returns how many were filled.
+    /// entries; returns how many were filled. With `keep` non-NULL the
+    /// block stays pinned in `*keep`, for `cpg_heap_fetch_adopt`.
     pub fn cpg_heap_block_roots(
         heap: Relation,
         blkno: BlockNumber,
@@ -122,7 +123,11 @@ extern "C" {
         offs: *mut u16,
         keys: *mut Datum,
         nulls: *mut bool,
+        keep: *mut Buffer,
     ) -> i32;
+    /// With `adopt`, `buf` becomes the block the scan's heap fetch is on
+    /// (no second read to fetch its tuples); else it is released.
+    pub fn cpg_heap_fetch_adopt(scan: IndexScanDesc, buf: Buffer, adopt: bool);
 }
 
 extern "C" {

@@ -3,16 +3,15 @@
 //!
 //! `amgetbitmap` adds the candidates as lossy pages (the Bitmap Heap Scan
 //! reads each once and rechecks). `amgettuple` returns tuples in key order,
-//! as `amcanorder` promises (ORDER BY … LIMIT, merge joins, CLUSTER):
-//! - with an equality condition every match has the same key, so any order
-//!   is key order: with one candidate block it hands out every line pointer
-//!   of it (heap's fetch skips unused slots and follows HOT chains), and the
-//!   executor reads the block once; with several, it reads their keys and
-//!   returns only the matches;
-//! - otherwise it reads candidate blocks in zone order itself and sorts
-//!   what it finds (core::ordered), so each block is read twice: once here,
-//!   once by the executor's fetch. The cost estimate tells the planner so
-//!   (cost.rs), leaving unordered ranges to the bitmap path.
+//! as `amcanorder` promises (ORDER BY … LIMIT, merge joins, CLUSTER): it
+//! reads candidate blocks in zone order itself and sorts what it finds
+//! (core::ordered), returning only the matches. With an equality condition
+//! the candidates are the blocks whose zones hold the key, all at once.
+//! The last block read that holds a match stays pinned for the executor's
+//! fetch (`cpg_heap_fetch_adopt`), so a point lookup reads its heap block
+//! once; other blocks are read twice, once here and once by the fetch. The
+//! cost estimate tells the planner so (cost.rs), leaving unordered ranges
+//! to the bitmap path.
 //!
 //! All scan state is plain data in the scan's memory context: an ERROR that
 //! skips amendscan leaks nothing.
@@ -36,9 +35,6 @@ struct ScanState {
     keyless: bool,
     /// Prepared by the first amgettuple (which fixes the direction).
     ready: bool,
-    /// Equality scan: the sequence is every line pointer of `blocks`.
-    equality: bool,
-    blocks: PVec<u32>,
     /// Zones of the current key interval (one directory page's).
     zones: PVec<Zone>,
     /// The current interval, as the loader filters keys to it.
@@ -71,6 +67,7 @@ impl Store for PVec<Entry> {
 
 /// Reads a heap block's HOT chains for the stream.
 struct HeapLoader {
+    scan: sys::IndexScanDesc,
     heap: sys::Relation,
     attno: i16,
     width: u32,
@@ -86,32 +83,42 @@ impl Loader<PVec<Entry>> for HeapLoader {
         let mut isnull = [false; N];
         let (heap, attno) = (self.heap, self.attno);
         let (po, pk, pn) = (offs.as_mut_ptr(), keys.as_mut_ptr(), isnull.as_mut_ptr());
-        // SAFETY: the arrays hold MaxHeapTuplesPerPage entries each.
-        let n = guard(|| unsafe { sys::cpg_heap_block_roots(heap, blk, attno, po, pk, pn) })?;
+        let mut keep: sys::Buffer = 0;
+        let kp = &mut keep as *mut sys::Buffer;
+        // SAFETY: the arrays hold MaxHeapTuplesPerPage entries each; keep
+        // is a local.
+        let n = guard(|| unsafe { sys::cpg_heap_block_roots(heap, blk, attno, po, pk, pn, kp) })?;
+        // The matches, compacted to the front of the arrays (keys as i64),
+        // before anything here can fail: the pinned block goes to the
+        // executor's fetch or back at once.
+        let mut m = 0;
         for i in 0..n.max(0) as usize {
             if isnull[i] != want_nulls {
                 continue;
             }
-            let e = if want_nulls {
-                Entry {
-                    key: 0,
-                    blk,
-                    off: offs[i],
-                    null: 1,
-                }
+            let key = if want_nulls {
+                0
             } else {
                 let key = rel::key_from_datum(keys[i], self.width);
                 if key < self.lo || key > self.hi {
                     continue;
                 }
-                Entry {
-                    key,
-                    blk,
-                    off: offs[i],
-                    null: 0,
-                }
+                key
             };
-            into.push(e)?;
+            offs[m] = offs[i];
+            keys[m] = key as sys::Datum;
+            m += 1;
+        }
+        let scan = self.scan;
+        // SAFETY: live scan; keep is the pinned block.
+        guard(|| unsafe { sys::cpg_heap_fetch_adopt(scan, keep, m > 0) })?;
+        for i in 0..m {
+            into.push(Entry {
+                key: keys[i] as i64,
+                blk,
+                off: offs[i],
+                null: u16::from(want_nulls),
+            })?;
         }
         Ok(())
     }
@@ -179,8 +186,6 @@ pub extern "C" fn rs_ambeginscan(
             hi: -1,
             keyless: true,
             ready: false,
-            equality: false,
-            blocks: PVec::with_capacity(64)?,
             zones: PVec::with_capacity(64)?,
             zone_lo: 0,
             zone_hi: -1,
@@ -225,7 +230,6 @@ pub extern "C" fn rs_amrescan(
         s.hi = hi;
         s.keyless = keyless;
         s.ready = false;
-        s.blocks.clear();
         s.zones.clear();
         s.pending.clear();
         s.items.clear();
@@ -253,8 +257,7 @@ pub extern "C" fn rs_amgetbitmap(
     })
 }
 
-/// Builds the sequence the cursor walks: line pointers of the candidate
-/// blocks (equality), or the zone-ordered stream in `forward` direction.
+/// Builds the zone-ordered stream the cursor walks, in `forward` direction.
 fn prepare(scan: sys::IndexScanDesc, s: &mut ScanState, forward: bool) -> PgResult<()> {
     // SAFETY: live scan.
     let (index, heap, want_itup) = unsafe {
@@ -268,54 +271,34 @@ fn prepare(scan: sys::IndexScanDesc, s: &mut ScanState, forward: bool) -> PgResu
         // SAFETY: live scan; the tuple goes in the current context.
         guard(|| unsafe { sys::cpg_set_placeholder_itup(scan) })?;
     }
-    // An index-only scan trusts every TID on an all-visible page: it must
-    // get real tuples only, never the equality path's bare line pointers.
-    let point = s.lo == s.hi && !want_itup;
-    let blocks = if point {
-        map::candidates(index, s.lo, s.hi)?
+    // Only a scan without conditions can return NULL keys, and only a table
+    // that may hold them needs the pass over every block.
+    let null_blocks = if s.keyless && nulls::may_have_nulls(index)? {
+        crate::pg::heap::nblocks(heap)?
     } else {
-        Vec::new()
+        0
     };
-    // One candidate block: hand out its line pointers (the executor reads
-    // the block once). Several (zones overlap, as after a random-order
-    // load): read their keys and return only the matches, one more buffer
-    // access but the executor then fetches the matching tuples, not every
-    // tuple of every candidate block.
-    s.equality = point && blocks.len() <= 1;
-    if s.equality {
-        for b in blocks {
-            s.blocks.push(b)?;
+    s.stream = Stream::new(forward, null_blocks);
+    s.cursor = Cursor::streaming();
+    if s.lo == s.hi {
+        // Every match has the one key: the blocks whose zones hold it are
+        // the only zones, read from the key's segment at once.
+        for blk in map::candidates(index, s.lo, s.hi)? {
+            s.zones.push(Zone {
+                blk,
+                zmin: s.lo,
+                zmax: s.hi,
+            })?;
         }
-        s.cursor = Cursor::complete();
+        s.zone_lo = s.lo;
+        s.zone_hi = s.hi;
+        s.stream.new_zones();
+        s.stream.zones_final();
     } else {
-        // Only a scan without conditions can return NULL keys, and only
-        // a table that may hold them needs the pass over every block.
-        let null_blocks = if s.keyless && nulls::may_have_nulls(index)? {
-            crate::pg::heap::nblocks(heap)?
-        } else {
-            0
-        };
-        s.stream = Stream::new(forward, null_blocks);
-        s.cursor = Cursor::streaming();
-        if point {
-            // Every match has the one key: the blocks are the only zones.
-            for blk in blocks {
-                s.zones.push(Zone {
-                    blk,
-                    zmin: s.lo,
-                    zmax: s.hi,
-                })?;
-            }
-            s.zone_lo = s.lo;
-            s.zone_hi = s.hi;
-            s.stream.new_zones();
+        bump(Counter::scan);
+        s.next_key = if forward { s.lo } else { s.hi };
+        if s.lo > s.hi {
             s.stream.zones_final();
-        } else {
-            bump(Counter::scan);
-            s.next_key = if forward { s.lo } else { s.hi };
-            if s.lo > s.hi {
-                s.stream.zones_final();
-            }
         }
     }
     s.ready = true;
@@ -362,17 +345,16 @@ fn next_interval(scan: sys::IndexScanDesc, s: &mut ScanState) -> PgResult<()> {
     Ok(())
 }
 
-/// `recheck`: the equality path hands out line pointers whose tuples it
-/// never looked at; the ordered path read each key (CLUSTER refuses scans
-/// that need a recheck).
-fn set_tid(scan: sys::IndexScanDesc, blk: u32, off: u16, recheck: bool) {
+/// Every TID handed out is a tuple whose key this scan read (CLUSTER
+/// refuses scans that need a recheck).
+fn set_tid(scan: sys::IndexScanDesc, e: Entry) {
     // SAFETY: live scan; xs_heaptid is ours to set.
     unsafe {
         let tid = &mut (*scan).xs_heaptid;
-        tid.ip_blkid.bi_hi = (blk >> 16) as u16;
-        tid.ip_blkid.bi_lo = (blk & 0xFFFF) as u16;
-        tid.ip_posid = off;
-        (*scan).xs_recheck = recheck;
+        tid.ip_blkid.bi_hi = (e.blk >> 16) as u16;
+        tid.ip_blkid.bi_lo = (e.blk & 0xFFFF) as u16;
+        tid.ip_posid = e.off;
+        (*scan).xs_recheck = false;
     }
 }
 
@@ -383,27 +365,11 @@ fn gettuple(scan: sys::IndexScanDesc, direction: i32) -> PgResult<bool> {
     if !s.ready {
         prepare(scan, s, forward)?;
     }
-    let per_block = MAX_HEAP_TUPLES_PER_PAGE as usize;
-    let len = |s: &ScanState| {
-        if s.equality {
-            s.blocks.len() * per_block
-        } else {
-            s.items.len()
-        }
-    };
-    let l = len(s);
-    s.cursor.begin(l, forward);
+    s.cursor.begin(s.items.len(), forward);
     loop {
-        let l = len(s);
-        match s.cursor.step(l, forward) {
+        match s.cursor.step(s.items.len(), forward) {
             Step::Item(i) => {
-                if s.equality {
-                    let blk = s.blocks.as_slice()[i / per_block];
-                    set_tid(scan, blk, (i % per_block) as u16 + 1, true);
-                } else {
-                    let e = s.items.as_slice()[i];
-                    set_tid(scan, e.blk, e.off, false);
-                }
+                set_tid(scan, s.items.as_slice()[i]);
                 return Ok(true);
             }
             Step::End => return Ok(false),
@@ -411,6 +377,7 @@ fn gettuple(scan: sys::IndexScanDesc, direction: i32) -> PgResult<bool> {
                 // SAFETY: live scan.
                 let (index, heap) = unsafe { ((*scan).indexRelation, (*scan).heapRelation) };
                 let mut loader = HeapLoader {
+                    scan,
                     heap,
                     attno: rel::index_heap_attno(index),
                     width: rel::key_width(index)?,
@@ -462,7 +429,6 @@ pub extern "C" fn rs_amendscan(scan: sys::IndexScanDesc, st: *mut CpgStatus) {
     entry(st, (), || {
         // SAFETY: our state; freed once (the scan descriptor goes next).
         let s = unsafe { &mut *state(scan) };
-        s.blocks.free()?;
         s.zones.free()?;
         s.pending.free()?;
         s.items.free()?;
