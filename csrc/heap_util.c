@@ -177,8 +177,7 @@ block_keys(Relation heap, BlockNumber blkno, AttrNumber attno,
  * any index and are skipped. Datums are by value (int2/4/8 keys).
  *
  * With keep, the block stays pinned (unlocked) in *keep for
- * cpg_heap_fetch_adopt, and is first pruned as heap's index fetch prunes a
- * block it moves to: the fetch that follows will not move to it again.
+ * cpg_heap_fetch_adopt.
  */
 int
 cpg_heap_block_roots(Relation heap, BlockNumber blkno, AttrNumber attno,
@@ -193,8 +192,6 @@ cpg_heap_block_roots(Relation heap, BlockNumber blkno, AttrNumber attno,
 	int			n = 0;
 
 	memset(slot, -1, sizeof(slot));
-	if (keep)
-		heap_page_prune_opt(heap, buf);
 	LockBuffer(buf, BUFFER_LOCK_SHARE);
 	page = BufferGetPage(buf);
 	maxoff = PageIsNew(page) ? InvalidOffsetNumber : PageGetMaxOffsetNumber(page);
@@ -243,9 +240,11 @@ cpg_heap_block_roots(Relation heap, BlockNumber blkno, AttrNumber attno,
  * reads it again only when a TID leads elsewhere. With adopt, buf (pinned
  * by cpg_heap_block_roots, which found matches in it) becomes that block:
  * fetching the matches then costs no second buffer access, and a point
- * lookup reads its heap block once, as through a btree. Only a fetch that
- * is heap's own keeps its block there; otherwise, or without adopt, buf is
- * released.
+ * lookup reads its heap block once, as through a btree. The block is
+ * pruned first, as heap's fetch prunes a block it moves to (it will not
+ * move to this one now); the line pointers read stay valid, as pruning
+ * keeps every chain's root. Only a fetch that is heap's own keeps its
+ * block there; otherwise, or without adopt, buf is released.
  */
 void
 cpg_heap_fetch_adopt(IndexScanDesc scan, Buffer buf, bool adopt)
@@ -257,6 +256,7 @@ cpg_heap_fetch_adopt(IndexScanDesc scan, Buffer buf, bool adopt)
 	{
 		IndexFetchHeapData *h = (IndexFetchHeapData *) scan->xs_heapfetch;
 
+		heap_page_prune_opt(heap, buf);
 		if (BufferIsValid(h->xs_cbuf))
 			ReleaseBuffer(h->xs_cbuf);
 		h->xs_cbuf = buf;
