@@ -136,6 +136,27 @@ SELECT * FROM range_node('EXECUTE qk(NULL, 2000)');
 -- Empty and inverted ranges read no block.
 SELECT * FROM range_node('EXECUTE qk(500, 500)');
 SELECT * FROM range_node('EXECUTE qc(900, 100)');
+-- Where zones overlap (a random-order load, no repack), one key's lookup
+-- reads several blocks: a generic plan of `id = $1` must not take the node
+-- for the single block the key's selectivity suggests (it would read every
+-- tuple of every one of them); the index scan reads only their keys. A
+-- range still takes the node.
+CREATE TABLE rz (id bigint NOT NULL, v int NOT NULL, pad text) USING clustered_heap;
+CREATE INDEX rz_ck ON rz USING clustered_pk_index (id);
+INSERT INTO rz SELECT g, g % 1000, repeat('z', 100) FROM generate_series(1, 60000) g ORDER BY random();
+VACUUM ANALYZE rz;
+SET enable_indexscan = off;
+SET enable_bitmapscan = off;
+SELECT candidate_blocks > 1 AS lookup_reads_several_blocks
+  FROM range_node('SELECT v FROM rz WHERE id = 30000');
+RESET enable_indexscan;
+RESET enable_bitmapscan;
+PREPARE qz(bigint) AS SELECT v FROM rz WHERE id = $1;
+PREPARE qzr(bigint) AS SELECT count(*) FROM rz WHERE id BETWEEN $1 AND $1 + 4999;
+EXPLAIN (COSTS OFF) EXECUTE qz(30000);
+EXPLAIN (COSTS OFF) EXECUTE qzr(30000);
+EXECUTE qz(30000);
+EXECUTE qzr(30000);
 RESET plan_cache_mode;
 
 -- Results equal a sequential scan's.
@@ -302,7 +323,7 @@ RESET enable_bitmapscan;
 RESET clustered_pg.debug_dir_capacity;
 SELECT count(*), sum(v) FROM ro WHERE id + 0 BETWEEN 3000 AND 3099;
 
-DROP TABLE rk, rc, re, ro;
+DROP TABLE rk, rc, re, ro, rz;
 DROP FUNCTION nodes(text), range_node(text), scan_of(text), same_as_seq(regclass, text),
   ideal(regclass, bigint, bigint);
 DROP EXTENSION clustered_pg;

@@ -5,7 +5,8 @@
 //! - [`rs_range_scan_plan`]: is the index usable (not overflowed), and what
 //!   does a range scan cost: with constant bounds the map is asked which
 //!   blocks the range meets and how many contiguous runs they form; else
-//!   the shape comes from selectivity and correlation (`core::range_scan`).
+//!   the shape comes from selectivity and correlation, and no range reads
+//!   fewer blocks than a point lookup does (`core::range_scan`).
 //! - [`rs_range_scan_runs`]: at execution, the runs of candidate blocks of
 //!   the evaluated bounds, from the same map lookup amgetbitmap uses.
 
@@ -120,11 +121,13 @@ fn plan(index_oid: sys::Oid, p: &mut CpgRangePlan) -> PgResult<bool> {
             },
         }
     } else {
+        let (_, lookup_blocks) = map::lookup_blocks_sample(index.rel())?;
         shape_from_selectivity(
             p.selectivity,
             p.heap_pages,
             (p.index_pages - 1.0).max(1.0),
             p.correlation,
+            lookup_blocks,
         )
     };
     let c = range_scan_cost(&RangeCostInputs {

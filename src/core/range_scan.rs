@@ -73,26 +73,34 @@ pub struct RangeShape {
 /// stable expressions): `selectivity` of the key conditions times the
 /// table, and runs from the key column's correlation as btree's estimate
 /// uses it: perfectly correlated (key-ordered) blocks form one run,
-/// uncorrelated ones are each their own.
+/// uncorrelated ones are each their own. No key range reads fewer blocks
+/// than one key does: `lookup_blocks`, the blocks whose zones hold a key
+/// (map::lookup_blocks_sample; more than one where zones overlap, as after
+/// a random-order load). Those are scattered, each its own run. Without
+/// that floor a generic plan of `key = $1` took this scan over the index
+/// scan on such a table, and read every tuple of every one of them.
 pub fn shape_from_selectivity(
     selectivity: f64,
     heap_pages: f64,
     segment_pages: f64,
     correlation: f64,
+    lookup_blocks: f64,
 ) -> RangeShape {
     let sel = selectivity.clamp(0.0, 1.0);
     let heap_pages = heap_pages.max(0.0);
-    let blocks = if heap_pages < 1.0 {
-        0.0
-    } else {
-        (sel * heap_pages).ceil().clamp(1.0, heap_pages)
-    };
+    if heap_pages < 1.0 {
+        return RangeShape {
+            blocks: 0.0,
+            runs: 0.0,
+            segment_pages: (sel * segment_pages.max(1.0)).ceil().max(1.0),
+        };
+    }
+    let by_sel = (sel * heap_pages).ceil().clamp(1.0, heap_pages);
     let c2 = (correlation * correlation).clamp(0.0, 1.0);
-    let runs = if blocks < 1.0 {
-        0.0
-    } else {
-        1.0 + (blocks - 1.0) * (1.0 - c2)
-    };
+    let runs_by_sel = 1.0 + (by_sel - 1.0) * (1.0 - c2);
+    let lookup = lookup_blocks.max(1.0).min(heap_pages);
+    let blocks = by_sel.max(lookup);
+    let runs = runs_by_sel.max(lookup);
     let segment_pages = (sel * segment_pages.max(1.0)).ceil().max(1.0);
     RangeShape {
         blocks,
@@ -284,24 +292,66 @@ mod tests {
     #[test]
     fn shape_without_constants() {
         // Key-ordered: one run.
-        let s = shape_from_selectivity(0.005, 1000.0, 20.0, 1.0);
+        let s = shape_from_selectivity(0.005, 1000.0, 20.0, 1.0, 1.0);
         assert_eq!((s.blocks, s.runs, s.segment_pages), (5.0, 1.0, 1.0));
         // Uncorrelated: every block its own run.
-        let s = shape_from_selectivity(0.005, 1000.0, 20.0, 0.0);
+        let s = shape_from_selectivity(0.005, 1000.0, 20.0, 0.0, 1.0);
         assert_eq!((s.blocks, s.runs), (5.0, 5.0));
-        let s = shape_from_selectivity(0.005, 1000.0, 20.0, -1.0);
+        let s = shape_from_selectivity(0.005, 1000.0, 20.0, -1.0, 1.0);
         assert_eq!(s.runs, 1.0);
         // Clamped: at least one block of a non-empty table, never more
         // than it has; an empty one reads none.
-        assert_eq!(shape_from_selectivity(0.0, 1000.0, 20.0, 1.0).blocks, 1.0);
         assert_eq!(
-            shape_from_selectivity(3.0, 1000.0, 20.0, 1.0).blocks,
+            shape_from_selectivity(0.0, 1000.0, 20.0, 1.0, 1.0).blocks,
+            1.0
+        );
+        assert_eq!(
+            shape_from_selectivity(3.0, 1000.0, 20.0, 1.0, 1.0).blocks,
             1000.0
         );
-        let empty = shape_from_selectivity(0.5, 0.0, 0.0, 1.0);
+        let empty = shape_from_selectivity(0.5, 0.0, 0.0, 1.0, 11.0);
         assert_eq!(
             (empty.blocks, empty.runs, empty.segment_pages),
             (0.0, 0.0, 1.0)
         );
+    }
+
+    #[test]
+    fn overlapping_zones_floor_the_shape() {
+        // One key on a table whose zones overlap (a point lookup reads 11
+        // blocks): 11 scattered blocks, not the one its selectivity says.
+        let s = shape_from_selectivity(1e-6, 20_000.0, 50.0, 0.0, 11.0);
+        assert_eq!((s.blocks, s.runs), (11.0, 11.0));
+        // Even a key-ordered correlation cannot join them into one run.
+        let s = shape_from_selectivity(1e-6, 20_000.0, 50.0, 1.0, 11.0);
+        assert_eq!((s.blocks, s.runs), (11.0, 11.0));
+        // A range wider than the floor keeps its own shape.
+        let s = shape_from_selectivity(0.01, 20_000.0, 50.0, 1.0, 11.0);
+        assert_eq!((s.blocks, s.runs), (200.0, 11.0));
+        // Never more than the table.
+        let s = shape_from_selectivity(1e-6, 4.0, 1.0, 0.0, 11.0);
+        assert_eq!((s.blocks, s.runs), (4.0, 4.0));
+        // The floor makes a point lookup cost what reading its blocks costs.
+        let inputs = |shape| RangeCostInputs {
+            shape,
+            heap_pages: 20_000.0,
+            heap_tuples: 1_000_000.0,
+            rows: 1.0,
+            seq_page_cost: 1.0,
+            random_page_cost: 4.0,
+            cpu_tuple_cost: 0.01,
+            cpu_operator_cost: 0.0025,
+            qual_startup: 0.0,
+            qual_per_tuple: 0.0025,
+            target_startup: 0.0,
+            target_per_tuple: 0.0,
+        };
+        let one = range_scan_cost(&inputs(shape_from_selectivity(
+            1e-6, 20_000.0, 50.0, 0.0, 1.0,
+        )));
+        let eleven = range_scan_cost(&inputs(shape_from_selectivity(
+            1e-6, 20_000.0, 50.0, 0.0, 11.0,
+        )));
+        assert!(eleven.total > one.total + 10.0 * 3.0, "{one:?} {eleven:?}");
     }
 }
