@@ -1014,6 +1014,21 @@ pub struct SegHead {
     pub row_count: i64,
 }
 
+/// The heap blocks of a segment's listings (as [`listed_in_place_at`] reads
+/// them) whose zones hold `key`, ascending and distinct: a point lookup's
+/// candidates, the same as [`SegPage::candidates`]`(key, key)` on the
+/// decoded page.
+pub fn point_candidates(listed: &[Listed], key: i64) -> Vec<u32> {
+    let mut blocks: Vec<u32> = listed
+        .iter()
+        .filter(|l| l.covers(key))
+        .map(|l| l.blkno)
+        .collect();
+    blocks.sort_unstable();
+    blocks.dedup();
+    blocks
+}
+
 /// What [`listed_in_place_at`] found.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct FoundSeg {
@@ -2266,6 +2281,30 @@ mod in_place_segment_tests {
         }
     }
 
+    #[test]
+    fn point_candidates_match_the_decoded_page_where_zones_overlap() {
+        // Keys in order, blocks scattered: every block's zone spans most of
+        // its segment, so a key has several candidate blocks.
+        let pairs: Vec<(i64, u32)> = (0..3000i64).map(|k| (k, (k * 7919 % 13) as u32)).collect();
+        let (pages, _dir) = build_pages(pairs, 256, 0.9).unwrap();
+        let page = &pages[0];
+        let mut buf = vec![0u8; CONTENT_SIZE];
+        page.encode_into(&mut buf).unwrap();
+        let mut listed = Vec::new();
+        let mut most = 0;
+        for key in (-5..3005i64).step_by(7) {
+            listed_in_place_at(&buf, key, &mut listed).unwrap();
+            let got = point_candidates(&listed, key);
+            assert_eq!(
+                got,
+                page.candidates(key, key).collect::<Vec<u32>>(),
+                "key {key}"
+            );
+            most = most.max(got.len());
+        }
+        assert!(most > 1, "zones should overlap: at most {most} candidates");
+    }
+
     fn l(blkno: u32, zmin: i64, zmax: i64) -> Listed {
         Listed { blkno, zmin, zmax }
     }
@@ -2306,6 +2345,11 @@ mod in_place_segment_tests {
                 .collect();
             assert_eq!(listed, zones, "key {key}");
             assert_eq!(hi, page.segment_hi(si, None), "key {key}");
+            assert_eq!(
+                point_candidates(&listed, key),
+                page.candidates(key, key).collect::<Vec<u32>>(),
+                "key {key}"
+            );
         }
         // Below a page's first segment the page cannot vouch for the key.
         let pairs: Vec<(i64, u32)> = (0..200_000i64).map(|k| (k * 3, (k / 40) as u32)).collect();

@@ -25,7 +25,7 @@ use crate::core::placement::Listed;
 use crate::core::recount::split_counts;
 use crate::core::segmap::{
     count_delta, count_targets, covered_at, covered_in_place, find_page, listed_in_place_at,
-    pick_split_key, record_delta, Recorded, SegHead,
+    pick_split_key, point_candidates, record_delta, Recorded, SegHead,
 };
 use crate::pg::buffer::{log_delta, Lock, LockedBuffer, XLogRecord};
 use crate::pg::error::{codes, guard, PgError, PgResult};
@@ -497,6 +497,9 @@ fn walk_range(index: sys::Relation, lo: i64, hi: i64) -> PgResult<Walk> {
         });
     }
     bump(Counter::scan);
+    if lo == hi {
+        return point_blocks(index, lo);
+    }
     let mut key = lo;
     loop {
         // Re-descend from the metapage for every page: between pages a
@@ -523,6 +526,25 @@ fn walk_range(index: sys::Relation, lo: i64, hi: i64) -> PgResult<Walk> {
     Ok(Walk::Listed {
         blocks,
         segment_pages,
+    })
+}
+
+/// [`walk_range`] for one key: the blocks whose zones in the key's segment
+/// hold it, read from the segment page in place (a point lookup decoded the
+/// whole page, a vector per segment, for one segment's listings).
+fn point_blocks(index: sys::Relation, key: i64) -> PgResult<Walk> {
+    let loc = match locate(index, key, Lock::Share)? {
+        Located::Seg(l) => l,
+        Located::Empty => return Ok(Walk::Empty { blocks: Vec::new() }),
+        Located::Overflow => return Ok(Walk::Overflow),
+    };
+    let mut listed = Vec::with_capacity(32);
+    listed_in_place_at(content(loc.buf.page()), key, &mut listed)
+        .map_err(|e| corrupt(index, "segment page", e))?;
+    drop(loc);
+    Ok(Walk::Listed {
+        blocks: point_candidates(&listed, key),
+        segment_pages: 1,
     })
 }
 
