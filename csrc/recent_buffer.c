@@ -10,7 +10,7 @@
  * block, so a stale entry only costs the ordinary lookup.
  *
  * The memory is one array per relation, indexed by block number (4 bytes
- * a block: 72 kB for a 1M-row table), for the last few relations read,
+ * a block: 72 kB for a 1M-row table), for up to 8 relations in use,
  * and a small direct-mapped table for blocks past what an array covers
  * (relations over 8 GB). A direct-mapped table alone needed 65,536 slots to
  * hit for most of a 1M-row table's heap pages, and at 768 kB its own slot
@@ -58,6 +58,7 @@ typedef struct RecentRel
 	CpgLocator	locator;
 	Buffer	   *buffers;		/* InvalidBuffer where unknown */
 	BlockNumber nblocks;		/* entries allocated */
+	uint64		used;			/* recent_tick of its last lookup */
 } RecentRel;
 
 typedef struct RecentSlot
@@ -67,9 +68,18 @@ typedef struct RecentSlot
 	Buffer		buffer;
 } RecentSlot;
 
+/*
+ * Lookups a relation must go without before another may take its array.
+ * With more relations in use at once than there are arrays (a transaction
+ * writing to six clustered tables uses twelve), replacing on every miss
+ * would free and rebuild an array per read; the relations beyond the
+ * arrays read through ReadBuffer instead until one falls idle.
+ */
+#define CPG_RECENT_IDLE 4096
+
 /* Per backend; buffers arrays live in malloc'd memory for its lifetime. */
 static RecentRel recent[CPG_RECENT_RELS];
-static int	recent_next;
+static uint64 recent_tick;
 static RecentSlot far_blocks[CPG_RECENT_SLOTS];
 
 /*
@@ -93,9 +103,10 @@ far_slot(CpgLocator loc, BlockNumber blkno)
 
 /*
  * Where the buffer of rel's block blkno is remembered: its relation's
- * array (grown to cover it), the direct-mapped table for a block past what
- * an array covers, or NULL when memory runs out (then nothing is
- * remembered and nothing fails).
+ * array (grown to cover it, or taken over from an idle relation), the
+ * direct-mapped table for a block past what an array covers, or NULL when
+ * every array is in use or memory runs out (then nothing is remembered
+ * and nothing fails).
  */
 static Buffer *
 recent_slot(Relation rel, BlockNumber blkno)
@@ -106,6 +117,7 @@ recent_slot(Relation rel, BlockNumber blkno)
 
 	if (blkno >= CPG_RECENT_MAX_BLOCKS)
 		return far_slot(loc, blkno);
+	recent_tick++;
 	for (i = 0; i < CPG_RECENT_RELS; i++)
 		if (recent[i].buffers != NULL && CPG_SAME_LOCATOR(recent[i].locator, loc))
 		{
@@ -114,13 +126,19 @@ recent_slot(Relation rel, BlockNumber blkno)
 		}
 	if (r == NULL)
 	{
-		r = &recent[recent_next];
-		recent_next = (recent_next + 1) % CPG_RECENT_RELS;
+		/* the least recently used array, if it has fallen idle */
+		r = &recent[0];
+		for (i = 1; i < CPG_RECENT_RELS; i++)
+			if (recent[i].used < r->used)
+				r = &recent[i];
+		if (r->buffers != NULL && recent_tick - r->used < CPG_RECENT_IDLE)
+			return NULL;
 		free(r->buffers);
 		r->buffers = NULL;
 		r->nblocks = 0;
 		r->locator = loc;
 	}
+	r->used = recent_tick;
 	if (blkno >= r->nblocks)
 	{
 		BlockNumber want = Max(Max(r->nblocks * 2, 1024), blkno + 1);
