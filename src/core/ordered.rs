@@ -317,28 +317,14 @@ impl Cursor {
         }
     }
 
-    /// A cursor over a sequence of known length in ascending order.
-    pub fn complete() -> Cursor {
-        Cursor {
-            exhausted: true,
-            ..Cursor::streaming()
-        }
-    }
-
-    /// Fixes the stream direction on the first call; a complete sequence
-    /// is ascending, so a backward start begins after its end.
-    pub fn begin(&mut self, len: usize, forward: bool) {
+    /// Fixes the stream direction on the first call.
+    pub fn begin(&mut self, forward: bool) {
         if self.started {
             return;
         }
         self.started = true;
-        if self.exhausted {
-            self.forward = true;
-            self.pos = if forward { -1 } else { len as i64 };
-        } else {
-            self.forward = forward;
-            self.pos = -1;
-        }
+        self.forward = forward;
+        self.pos = -1;
     }
 
     pub fn step(&mut self, len: usize, forward: bool) -> Step {
@@ -615,7 +601,7 @@ mod tests {
 
     /// Drives a cursor over a lazily produced 0..n sequence.
     fn drive(c: &mut Cursor, produced: &mut Vec<i64>, n: i64, forward: bool) -> Option<i64> {
-        c.begin(produced.len(), forward);
+        c.begin(forward);
         loop {
             match c.step(produced.len(), forward) {
                 Step::Item(i) => return Some(produced[i]),
@@ -650,17 +636,5 @@ mod tests {
         assert_eq!(drive(&mut c, &mut p, 4, true), None);
         assert_eq!(drive(&mut c, &mut p, 4, true), None);
         assert_eq!(drive(&mut c, &mut p, 4, false), Some(3));
-    }
-
-    #[test]
-    fn complete_sequence_starts_at_either_end() {
-        let mut p: Vec<i64> = (0..3).collect();
-        let mut c = Cursor::complete();
-        assert_eq!(drive(&mut c, &mut p, 3, false), Some(2));
-        assert_eq!(drive(&mut c, &mut p, 3, false), Some(1));
-        assert_eq!(drive(&mut c, &mut p, 3, true), Some(2));
-        assert_eq!(drive(&mut c, &mut p, 3, true), None);
-        let mut c = Cursor::complete();
-        assert_eq!(drive(&mut c, &mut p, 3, true), Some(0));
     }
 }

@@ -365,7 +365,7 @@ fn gettuple(scan: sys::IndexScanDesc, direction: i32) -> PgResult<bool> {
     if !s.ready {
         prepare(scan, s, forward)?;
     }
-    s.cursor.begin(s.items.len(), forward);
+    s.cursor.begin(forward);
     loop {
         match s.cursor.step(s.items.len(), forward) {
             Step::Item(i) => {
