@@ -399,6 +399,18 @@ check_capacity() {
            JOIN $L.segment_map_of('$t') m USING (major_key)"
     check "$t: no segment's row_count exceeds split_threshold + 1" \
         "SELECT count(*) = 0 FROM $L.segment_map_of('$t') WHERE row_count > split_threshold + 1"
+    # What a failure of the two checks above needs to be understood: the
+    # fullest segments, with their key range, split history and the heap
+    # blocks their rows are in.
+    show "$t fullest segments (major, from, to, row_count, exact rows, blocks, split_generation)" \
+        "SELECT string_agg(format('%s:[%s,%s] %s/%s in %s blocks gen %s', major_key, minor_from, minor_to,
+                                  row_count, n, b, split_generation), '; ' ORDER BY n DESC)
+           FROM (SELECT m.major_key, m.minor_from, m.minor_to, m.row_count, m.split_generation, t.n, t.b
+                   FROM $L.segment_map_of('$t') m
+                   JOIN (SELECT major_key, count(*) AS n,
+                                count(DISTINCT (tuple_tid::text::point)[0]) AS b
+                           FROM $L.segment_map_tids_of('$t') GROUP BY major_key) t USING (major_key)
+                  ORDER BY t.n DESC LIMIT 3) s"
 }
 show "smoke_ch segments, max row_count, max exact rows per segment" \
     "SELECT (SELECT count(*) FROM $L.segment_map_of('smoke_ch')), (SELECT max(row_count) FROM $L.segment_map_of('smoke_ch')),

@@ -154,6 +154,14 @@ pub fn clustered_index_am() -> PgResult<sys::Oid> {
     guard(|| unsafe { sys::cpg_am_oid(name) })
 }
 
+/// Whether `heap` is a clustered_heap table (its rows placed by the map).
+pub fn is_clustered_heap(heap: sys::Relation) -> PgResult<bool> {
+    let name = c"clustered_heap".as_ptr();
+    // SAFETY: catalog lookup by name.
+    let am = guard(|| unsafe { sys::cpg_am_oid(name) })?;
+    Ok(am != 0 && relam(heap) == am)
+}
+
 /// Name of a relation by OID, for messages ("(unknown)" if gone).
 pub fn name_of(oid: sys::Oid) -> String {
     // SAFETY: syscache lookup; returns palloc'd name or NULL.

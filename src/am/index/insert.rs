@@ -14,6 +14,7 @@ fn insert(
     values: *mut sys::Datum,
     isnull: *mut bool,
     tid: sys::ItemPointer,
+    heap: sys::Relation,
 ) -> PgResult<bool> {
     // SAFETY: one key column, arrays of length 1.
     let (value, null) = unsafe { (*values, *isnull) };
@@ -24,7 +25,12 @@ fn insert(
         return Ok(false);
     }
     let width = rel::key_width(index)?;
-    map::record(index, rel::key_from_datum(value, width), block_of(tid))?;
+    map::record(
+        index,
+        rel::key_from_datum(value, width),
+        block_of(tid),
+        heap,
+    )?;
     Ok(false)
 }
 
@@ -34,10 +40,10 @@ pub extern "C" fn rs_aminsert(
     values: *mut sys::Datum,
     isnull: *mut bool,
     tid: sys::ItemPointer,
-    _heap: sys::Relation,
+    heap: sys::Relation,
     st: *mut CpgStatus,
 ) -> bool {
-    entry(st, false, || insert(index, values, isnull, tid))
+    entry(st, false, || insert(index, values, isnull, tid, heap))
 }
 
 /// Pre-commit: adds the row counts this transaction still owes the map.

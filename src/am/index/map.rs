@@ -741,10 +741,32 @@ pub fn pending_rows(index: sys::Relation, seg_id: i64) -> i64 {
     PENDING.with(|p| p.borrow().rows(oid, seg_id))
 }
 
-/// Records that a tuple with `key` was placed in heap block `blkno`.
-pub fn record(index: sys::Relation, key: i64, blkno: u32) -> PgResult<()> {
+/// Records that a tuple with `key` was placed in heap block `blkno` of
+/// `heap` (NULL: not known).
+pub fn record(index: sys::Relation, key: i64, blkno: u32, heap: sys::Relation) -> PgResult<()> {
     bump(Counter::insert);
-    record_rows(index, key, blkno, 1)
+    let (now, threshold) = (now(), threshold_of(index));
+    match record_fast(index, key, blkno, 1, now, threshold)? {
+        Fast::Done => return Ok(()),
+        // The key's segment is full. On a clustered_heap table it splits
+        // as placement splits it, at the median of the keys its blocks
+        // hold, with both halves counted from those keys. The split by
+        // zones (restructure_and_record) can only estimate each half's
+        // rows, and a half it undercounts fills past split_threshold before
+        // its count says so. A row reaches this point when heap kept an
+        // updated row on its old page, or when others filled the segment
+        // between placement and this record.
+        Fast::Structural { full: true } if !heap.is_null() && rel::is_clustered_heap(heap)? => {
+            let (attno, width) = (rel::index_heap_attno(index), rel::key_width(index)?);
+            if split_exact(index, heap, key, attno, width)?
+                && record_fast(index, key, blkno, 1, now, threshold)? == Fast::Done
+            {
+                return Ok(());
+            }
+        }
+        Fast::Structural { .. } => {}
+    }
+    restructure_and_record(index, key, blkno, now, threshold, 1)
 }
 
 /// Records that repack moved a row with `key` into heap block `blkno`: the
@@ -755,9 +777,39 @@ pub fn record_moved(index: sys::Relation, key: i64, blkno: u32) -> PgResult<()> 
     record_rows(index, key, blkno, 0)
 }
 
+fn threshold_of(index: sys::Relation) -> i64 {
+    i64::from(rel::index_options(index).split_threshold)
+}
+
 fn record_rows(index: sys::Relation, key: i64, blkno: u32, added: i64) -> PgResult<()> {
-    let now = now();
-    let threshold = i64::from(rel::index_options(index).split_threshold);
+    let (now, threshold) = (now(), threshold_of(index));
+    match record_fast(index, key, blkno, added, now, threshold)? {
+        Fast::Done => Ok(()),
+        Fast::Structural { .. } => restructure_and_record(index, key, blkno, now, threshold, added),
+    }
+}
+
+/// What the fast path of recording did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Fast {
+    /// Recorded (or nothing to record).
+    Done,
+    /// The structural path must record it (restructure_and_record); `full`:
+    /// because the key's segment reached split_threshold (else its page
+    /// has no room for a new listing).
+    Structural { full: bool },
+}
+
+/// Records without changing the map's structure when it can: see
+/// [`Fast`].
+fn record_fast(
+    index: sys::Relation,
+    key: i64,
+    blkno: u32,
+    added: i64,
+    now: i64,
+    threshold: i64,
+) -> PgResult<Fast> {
     // The row placement covered while holding its segment page: only its
     // count is owed, and after the transaction's first counted row that
     // waits for commit. Anything else (the first row, a segment at its
@@ -772,18 +824,19 @@ fn record_rows(index: sys::Relation, key: i64, blkno: u32, added: i64) -> PgResu
             && COUNTED_AT_ONCE.with(|c| c.borrow().contains(&oid))
         {
             PENDING.with(|q| q.borrow_mut().add(oid, p.seg_id, key));
-            return Ok(());
+            return Ok(Fast::Done);
         }
     }
     // Fast path: metapage shared, segment page exclusive, the listing
     // updated in place on the WAL image (no decode of the whole page).
+    let full;
     {
         let (seg_buf, (seg_id, rows, covered)) = match hinted(index, key, blkno)? {
             Some(found) => found,
             None => {
                 let seg_buf = match locate(index, key, Lock::Exclusive)? {
                     Located::Seg(loc) => loc.buf,
-                    Located::Overflow => return Ok(()),
+                    Located::Overflow => return Ok(Fast::Done),
                     Located::Empty => {
                         return Err(corrupt(
                             index,
@@ -798,9 +851,10 @@ fn record_rows(index: sys::Relation, key: i64, blkno: u32, added: i64) -> PgResu
             }
         };
         let rows = rows.saturating_add(pending_rows(index, seg_id));
-        if rows < threshold || added == 0 {
+        full = added > 0 && rows >= threshold;
+        if !full {
             if covered && added == 0 {
-                return Ok(());
+                return Ok(Fast::Done);
             }
             if covered {
                 if COUNTED_AT_ONCE.with(|c| c.borrow().contains(&oid)) {
@@ -810,14 +864,15 @@ fn record_rows(index: sys::Relation, key: i64, blkno: u32, added: i64) -> PgResu
                     // follows at commit (flush_pending), with one record
                     // per page.
                     PENDING.with(|p| p.borrow_mut().add(oid, seg_id, key));
-                    return Ok(());
+                    return Ok(Fast::Done);
                 }
                 // The transaction's first such row in this index is counted
                 // at once, on the page already locked: a one-row
                 // transaction would otherwise open the index again at
                 // commit and descend the map to write the same record.
                 COUNTED_AT_ONCE.with(|c| c.borrow_mut().push(oid));
-                return add_counts(index, &seg_buf, &mut [(key, added)], now);
+                add_counts(index, &seg_buf, &mut [(key, added)], now)?;
+                return Ok(Fast::Done);
             }
             // The change is logged as the fields it touches (the listings it
             // moves, the header, and for a new listing the page's tail),
@@ -834,12 +889,13 @@ fn record_rows(index: sys::Relation, key: i64, blkno: u32, added: i64) -> PgResu
             )
             .map_err(|e| corrupt(index, "segment page", e))?;
             if outcome != Recorded::NeedsSpace {
-                return log_delta(index, &seg_buf, &delta);
+                log_delta(index, &seg_buf, &delta)?;
+                return Ok(Fast::Done);
             }
         }
     }
     // Structural path: split what is full, then record.
-    restructure_and_record(index, key, blkno, now, threshold, added)
+    Ok(Fast::Structural { full })
 }
 
 /// Adds `(key, rows)` to the row counts of the segments owning the keys on
