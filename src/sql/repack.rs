@@ -140,11 +140,8 @@ fn move_row(
 }
 
 fn check_table(heap: sys::Relation) -> PgResult<()> {
-    let am = rel::relam(heap);
-    // SAFETY: catalog lookup by name.
-    let clustered = guard(|| unsafe { sys::cpg_am_oid(c"clustered_heap".as_ptr()) })?;
     if rel::relkind(heap) != sys::RELKIND_RELATION
-        || (am != sys::HEAP_TABLE_AM_OID && am != clustered)
+        || (rel::relam(heap) != sys::HEAP_TABLE_AM_OID && !rel::is_clustered_heap(heap)?)
     {
         return Err(PgError::new(
             codes::WRONG_OBJECT_TYPE,

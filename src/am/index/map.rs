@@ -745,8 +745,28 @@ pub fn pending_rows(index: sys::Relation, seg_id: i64) -> i64 {
 /// `heap` (NULL: not known).
 pub fn record(index: sys::Relation, key: i64, blkno: u32, heap: sys::Relation) -> PgResult<()> {
     bump(Counter::insert);
-    let (now, threshold) = (now(), threshold_of(index));
-    match record_fast(index, key, blkno, 1, now, threshold)? {
+    record_rows(index, key, blkno, 1, heap)
+}
+
+/// Records that repack moved a row with `key` into heap block `blkno`: the
+/// zone widens as for an insert, the row count stays (the old version is
+/// dead once the move commits, and a split on a count that includes it
+/// would halve segments for nothing).
+pub fn record_moved(index: sys::Relation, key: i64, blkno: u32) -> PgResult<()> {
+    record_rows(index, key, blkno, 0, std::ptr::null_mut())
+}
+
+/// Records `added` rows with `key` in heap block `blkno` of `heap` (NULL:
+/// not known).
+fn record_rows(
+    index: sys::Relation,
+    key: i64,
+    blkno: u32,
+    added: i64,
+    heap: sys::Relation,
+) -> PgResult<()> {
+    let (now, threshold) = (now(), i64::from(rel::index_options(index).split_threshold));
+    match record_fast(index, key, blkno, added, now, threshold)? {
         Fast::Done => return Ok(()),
         // The key's segment is full. On a clustered_heap table it splits
         // as placement splits it, at the median of the keys its blocks
@@ -759,34 +779,14 @@ pub fn record(index: sys::Relation, key: i64, blkno: u32, heap: sys::Relation) -
         Fast::Structural { full: true } if !heap.is_null() && rel::is_clustered_heap(heap)? => {
             let (attno, width) = (rel::index_heap_attno(index), rel::key_width(index)?);
             if split_exact(index, heap, key, attno, width)?
-                && record_fast(index, key, blkno, 1, now, threshold)? == Fast::Done
+                && record_fast(index, key, blkno, added, now, threshold)? == Fast::Done
             {
                 return Ok(());
             }
         }
         Fast::Structural { .. } => {}
     }
-    restructure_and_record(index, key, blkno, now, threshold, 1)
-}
-
-/// Records that repack moved a row with `key` into heap block `blkno`: the
-/// zone widens as for an insert, the row count stays (the old version is
-/// dead once the move commits, and a split on a count that includes it
-/// would halve segments for nothing).
-pub fn record_moved(index: sys::Relation, key: i64, blkno: u32) -> PgResult<()> {
-    record_rows(index, key, blkno, 0)
-}
-
-fn threshold_of(index: sys::Relation) -> i64 {
-    i64::from(rel::index_options(index).split_threshold)
-}
-
-fn record_rows(index: sys::Relation, key: i64, blkno: u32, added: i64) -> PgResult<()> {
-    let (now, threshold) = (now(), threshold_of(index));
-    match record_fast(index, key, blkno, added, now, threshold)? {
-        Fast::Done => Ok(()),
-        Fast::Structural { .. } => restructure_and_record(index, key, blkno, now, threshold, added),
-    }
+    restructure_and_record(index, key, blkno, now, threshold, added)
 }
 
 /// What the fast path of recording did.
@@ -1331,7 +1331,7 @@ pub fn forget_location() {
 /// the key. No split or VACUUM can change that segment meanwhile (both
 /// lock the page exclusively), and one that comes after reads the block,
 /// the row included: the map covers the row without being touched, and
-/// `aminsert` only has to count it (see record_rows).
+/// `aminsert` only has to count it (see record_fast).
 #[derive(Clone, Copy)]
 struct Precovered {
     index: sys::Oid,
